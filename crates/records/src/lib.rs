@@ -1,1 +1,500 @@
-//! placeholder
+//! Stolen-data records: from a drop server's row to what dropwatch keeps of it.
+//!
+//! [`parse_context`] reads the ZeuS-family form-grab layout (`URL`, `Referer:`, `User input:`,
+//! optional `HTTP authentication:`, `POST data:` and `name=value` lines; see
+//! `../shared/design/formats/drops-and-sharing.md` §1.1). [`RecordAnalyzer`] turns a
+//! [`PanelReport`] into an [`AnalyzedRecord`]: the institution (by URL, then Referer), the
+//! account identifier, every secret masked and keyed-hashed, a keyed fingerprint, and urgency.
+//!
+//! **Architecture Invariant:** a victim's secret never leaves this crate in clear. Values of
+//! fields classified as secrets, and the keystroke log (`User input`), are reduced to a
+//! [`MaskedSecret`] or dropped here; values of other non-account fields are dropped too.
+
+use dropwatch_masks::InstitutionIndex;
+use dropwatch_model::{
+    classify_field_name, to_hex, AnalyzedRecord, Institution, MaskedSecret, PanelReport,
+    SecretKind, Urgency,
+};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Longest record line accepted from a drop; longer ones are rejected, not buffered.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The line is not a panel report in JSON.
+    #[error("not a panel report at column {column}: {message}")]
+    Json { column: usize, message: String },
+    /// The line exceeds [`MAX_RECORD_BYTES`].
+    #[error("record of {0} bytes exceeds the {MAX_RECORD_BYTES}-byte limit")]
+    TooLarge(usize),
+}
+
+/// Parses one JSON line of a drop's report listing.
+pub fn parse_report_line(line: &[u8]) -> Result<PanelReport, RecordError> {
+    if line.len() > MAX_RECORD_BYTES {
+        return Err(RecordError::TooLarge(line.len()));
+    }
+    serde_json::from_slice(line).map_err(|e| RecordError::Json {
+        column: e.column(),
+        message: e.to_string(),
+    })
+}
+
+/// The deployment's key for hashing secrets. 32 random bytes, kept out of the database.
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl SecretKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> SecretKey {
+        SecretKey(bytes)
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        // HMAC accepts keys of any length, so this cannot fail.
+        <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// HMAC-SHA256 over the parts, each followed by a 0 byte so that part boundaries count.
+    pub fn hash_parts(&self, parts: &[&[u8]]) -> String {
+        let mut mac = self.mac();
+        for part in parts {
+            mac.update(part);
+            mac.update(&[0]);
+        }
+        to_hex(&mac.finalize().into_bytes())
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+/// The parts of a form-grab `context`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParsedContext {
+    pub url: String,
+    pub referer: Option<String>,
+    /// The keystroke log. Sensitive: it often holds the password as typed.
+    pub user_input: Option<String>,
+    pub http_auth: Option<(String, String)>,
+    /// `name=value` pairs of the POST body, values percent-decoded.
+    pub fields: Vec<(String, String)>,
+}
+
+/// Parses the ZeuS 2.x / KINS / Citadel form-grab layout. Tolerant: unknown lines are skipped.
+pub fn parse_context(context: &str) -> ParsedContext {
+    let mut out = ParsedContext::default();
+    let mut lines = context
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l));
+    if let Some(first) = lines.next() {
+        let first = first.strip_prefix("Grabbed data from: ").unwrap_or(first);
+        out.url = first.trim_end_matches(" *BLOCKED*").trim().to_string();
+    }
+    let mut in_body = false;
+    for line in lines {
+        if in_body {
+            if line.is_empty() || line == "*EMPTY*" || line == "*UNKNOWN*" {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("UserInput:") {
+                // KINS puts the keystroke log after `POST data:`.
+                set_nonempty(&mut out.user_input, rest);
+                continue;
+            }
+            // The bot turned `&` into line breaks; a body that kept them is split here too.
+            for pair in line.split('&') {
+                if let Some((name, value)) = pair.split_once('=') {
+                    out.fields.push((decode(name), decode(value)));
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("Referer:") {
+            let r = rest.trim();
+            if !r.is_empty() && r != "-" {
+                out.referer = Some(r.to_string());
+            }
+        } else if let Some(rest) = line.strip_prefix("User input:") {
+            set_nonempty(&mut out.user_input, rest);
+        } else if let Some(rest) = line.strip_prefix("HTTP authentication:") {
+            out.http_auth = parse_http_auth(rest);
+        } else if line.starts_with("POST data:") {
+            in_body = true;
+        }
+    }
+    out
+}
+
+fn set_nonempty(slot: &mut Option<String>, s: &str) {
+    let s = s.trim();
+    if !s.is_empty() {
+        *slot = Some(s.to_string());
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s.trim())
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn parse_http_auth(s: &str) -> Option<(String, String)> {
+    let user = s.split_once("username=\"")?.1.split_once('"')?.0;
+    let pass = s.split_once("password=\"")?.1.split_once('"')?.0;
+    Some((user.to_string(), pass.to_string()))
+}
+
+/// Field names that carry an account identifier when the institution names none, by priority.
+pub const DEFAULT_ACCOUNT_FIELDS: &[&str] = &[
+    "accountno",
+    "accountnumber",
+    "account",
+    "acctno",
+    "acct",
+    "kouzano",
+    "kouzabangou",
+    "kouza",
+    "keiyakushano",
+    "keiyakuno",
+    "customerid",
+    "customerno",
+    "kokyakuno",
+    "userid",
+    "loginid",
+    "username",
+    "login",
+    "user",
+    "uid",
+    "kontonummer",
+    "benutzername",
+    "usuario",
+    "email",
+    "mail",
+];
+
+fn normalize_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Normalises an account identifier for deduplication: lowercase, no blanks, dashes or dots.
+pub fn normalize_account(account: &str) -> String {
+    account
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '.' | '_' | '/'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// True for 13–19 digits that pass the Luhn check.
+pub fn is_card_number(value: &str) -> bool {
+    let digits: Vec<u32> = value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .map(|c| c.to_digit(10))
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// Turns drop records into analysed records.
+#[derive(Debug, Clone)]
+pub struct RecordAnalyzer {
+    index: InstitutionIndex,
+    key: SecretKey,
+}
+
+impl RecordAnalyzer {
+    pub fn new(index: InstitutionIndex, key: SecretKey) -> RecordAnalyzer {
+        RecordAnalyzer { index, key }
+    }
+
+    pub fn index(&self) -> &InstitutionIndex {
+        &self.index
+    }
+
+    pub fn analyze(&self, report: &PanelReport) -> AnalyzedRecord {
+        let ctx = parse_context(&report.context);
+        let url = if ctx.url.is_empty() {
+            report.path_source.clone()
+        } else {
+            ctx.url.clone()
+        };
+        let institution = self
+            .index
+            .lookup_url(&report.path_source)
+            .or_else(|| self.index.lookup_url(&url))
+            .or_else(|| {
+                ctx.referer
+                    .as_deref()
+                    .and_then(|r| self.index.lookup_url(r))
+            });
+
+        let mut fields: Vec<(String, String)> = ctx.fields.clone();
+        if let Some((user, pass)) = &ctx.http_auth {
+            fields.push(("http_auth_user".into(), user.clone()));
+            fields.push(("http_auth_password".into(), pass.clone()));
+        }
+
+        let account_idx = find_account_field(&fields, institution);
+        let mut secrets = Vec::new();
+        let mut other_fields = Vec::new();
+        // Canonical form for the fingerprint: names with values, secrets by their HMAC only.
+        let mut canonical: Vec<String> = Vec::new();
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if value.is_empty() {
+                continue;
+            }
+            if Some(i) == account_idx {
+                canonical.push(format!(
+                    "{}=acct:{}",
+                    normalize_name(name),
+                    normalize_account(value)
+                ));
+                continue;
+            }
+            let kind = classify_field_name(name)
+                .or_else(|| is_card_number(value).then_some(SecretKind::CardNumber));
+            match kind {
+                Some(kind) => {
+                    let hmac = self.key.hash_parts(&[
+                        b"secret",
+                        kind.as_str().as_bytes(),
+                        value.as_bytes(),
+                    ]);
+                    canonical.push(format!("{}=secret:{}", normalize_name(name), hmac));
+                    secrets.push(MaskedSecret {
+                        kind,
+                        field: name.clone(),
+                        length: value.chars().count() as u32,
+                        hmac,
+                    });
+                }
+                None => {
+                    // Other values may be personal data too; they go into the keyed fingerprint only.
+                    let h = self.key.hash_parts(&[b"field", value.as_bytes()]);
+                    canonical.push(format!("{}=field:{}", normalize_name(name), h));
+                    other_fields.push(name.clone());
+                }
+            }
+        }
+        if ctx.user_input.is_some() {
+            other_fields.push("user_input".into());
+        }
+        canonical.sort();
+        let url_no_query = url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mut parts: Vec<&[u8]> =
+            vec![b"record", url_no_query.as_bytes(), report.bot_id.as_bytes()];
+        parts.extend(canonical.iter().map(|c| c.as_bytes()));
+        let fingerprint = self.key.hash_parts(&parts);
+
+        let account = account_idx.map(|i| fields[i].1.trim().to_string());
+        let account_norm = account
+            .as_deref()
+            .map(normalize_account)
+            .filter(|a| !a.is_empty());
+        let mut exposed: Vec<SecretKind> = secrets.iter().map(|s| s.kind).collect();
+        exposed.sort();
+        exposed.dedup();
+        AnalyzedRecord {
+            fingerprint,
+            external_id: Some(report.id.to_string()),
+            bot_id: report.bot_id.clone(),
+            botnet: report.botnet.clone(),
+            url: url_no_query,
+            institution_id: institution.map(|i| i.id.clone()),
+            account: account.filter(|_| account_norm.is_some()),
+            account_norm,
+            secrets,
+            other_fields,
+            urgency: Urgency::from_exposed(&exposed),
+        }
+    }
+}
+
+fn find_account_field(
+    fields: &[(String, String)],
+    institution: Option<&Institution>,
+) -> Option<usize> {
+    let normalized: Vec<String> = fields.iter().map(|(n, _)| normalize_name(n)).collect();
+    let usable =
+        |i: usize| !fields[i].1.trim().is_empty() && classify_field_name(&fields[i].0).is_none();
+    let rules: Vec<String> = institution
+        .map(|i| i.account_fields.iter().map(|f| normalize_name(f)).collect())
+        .unwrap_or_default();
+    for rule in rules
+        .iter()
+        .map(String::as_str)
+        .chain(DEFAULT_ACCOUNT_FIELDS.iter().copied())
+    {
+        if let Some(i) = (0..fields.len()).find(|&i| normalized[i] == rule && usable(i)) {
+            return Some(i);
+        }
+    }
+    if fields.iter().any(|(n, _)| n == "http_auth_user") {
+        return fields.iter().position(|(n, _)| n == "http_auth_user");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analyzer() -> RecordAnalyzer {
+        let index = InstitutionIndex::new(vec![Institution {
+            id: "jp-a".into(),
+            name: "A Bank".into(),
+            country: "JP".into(),
+            domains: vec!["a-bank.example".into()],
+            url_masks: vec![],
+            account_fields: vec!["kouza_no".into()],
+        }]);
+        RecordAnalyzer::new(index, SecretKey::from_bytes([7; 32]))
+    }
+
+    fn report(context: &str) -> PanelReport {
+        PanelReport {
+            id: 1,
+            bot_id: "WIN7_0123".into(),
+            botnet: "bn".into(),
+            report_type: 12,
+            path_source: "https://ib.a-bank.example/login.do".into(),
+            context: context.into(),
+            ipv4: String::new(),
+            country: String::new(),
+            rtime: 0,
+        }
+    }
+
+    const CTX: &str = "https://ib.a-bank.example/login.do\nReferer: https://ib.a-bank.example/\nUser input: 1234567\tS3cr3t!pw\nPOST data:\n\nkouza_no=123-4567\npassword=S3cr3t%21pw\nansho=4821\notp=902211\nname=Taro Yamada\n";
+
+    #[test]
+    fn parses_the_zeus_layout() {
+        let c = parse_context(CTX);
+        assert_eq!(c.url, "https://ib.a-bank.example/login.do");
+        assert_eq!(c.referer.as_deref(), Some("https://ib.a-bank.example/"));
+        assert!(c.user_input.is_some());
+        assert_eq!(
+            c.fields[1],
+            ("password".to_string(), "S3cr3t!pw".to_string())
+        );
+        assert_eq!(c.fields.len(), 5);
+    }
+
+    #[test]
+    fn analysis_masks_every_secret_and_finds_the_account() {
+        let a = analyzer().analyze(&report(CTX));
+        assert_eq!(a.institution_id.as_deref(), Some("jp-a"));
+        assert_eq!(a.account.as_deref(), Some("123-4567"));
+        assert_eq!(a.account_norm.as_deref(), Some("1234567"));
+        assert_eq!(
+            a.exposed(),
+            vec![
+                SecretKind::Password,
+                SecretKind::Pin,
+                SecretKind::OneTimeCode
+            ]
+        );
+        assert_eq!(a.urgency, Urgency::Critical);
+        let pw = a
+            .secrets
+            .iter()
+            .find(|s| s.kind == SecretKind::Password)
+            .unwrap();
+        assert_eq!(pw.length, 9);
+        let dump = format!("{a:?}");
+        for secret in ["S3cr3t", "4821", "902211", "Taro"] {
+            assert!(!dump.contains(secret), "{secret} leaked: {dump}");
+        }
+    }
+
+    #[test]
+    fn fingerprint_is_stable_and_sensitive() {
+        let an = analyzer();
+        let a = an.analyze(&report(CTX));
+        let mut again = report(CTX);
+        again.id = 99;
+        assert_eq!(
+            an.analyze(&again).fingerprint,
+            a.fingerprint,
+            "a re-sent row is the same record"
+        );
+        let changed = an.analyze(&report(&CTX.replace("902211", "902212")));
+        assert_ne!(changed.fingerprint, a.fingerprint);
+        let other_key = RecordAnalyzer::new(an.index().clone(), SecretKey::from_bytes([8; 32]));
+        assert_ne!(other_key.analyze(&report(CTX)).fingerprint, a.fingerprint);
+    }
+
+    #[test]
+    fn unknown_site_and_http_auth() {
+        let mut r = report("https://mail.other.example/\nReferer: -\nUser input: \nHTTP authentication: username=\"bob\", password=\"hunter22\"\nPOST data:\n\n*EMPTY*\n");
+        r.path_source = "https://mail.other.example/".into();
+        let a = analyzer().analyze(&r);
+        assert_eq!(a.institution_id, None);
+        assert_eq!(a.account.as_deref(), Some("bob"));
+        assert_eq!(a.exposed(), vec![SecretKind::Password]);
+    }
+
+    #[test]
+    fn luhn() {
+        assert!(is_card_number("4111 1111 1111 1111"));
+        assert!(!is_card_number("4111 1111 1111 1112"));
+        assert!(!is_card_number("1234567"));
+    }
+
+    #[test]
+    fn hostile_lines_are_errors_not_panics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let an = analyzer();
+        for _ in 0..2_000 {
+            let n = rng.random_range(0..200);
+            let bytes: Vec<u8> = (0..n)
+                .map(|_| {
+                    *b"{}\":,=&%\n\r abcPOSTdata:Referer0123456789\\u"
+                        .get(rng.random_range(0..40))
+                        .unwrap_or(&b'x')
+                })
+                .collect();
+            let _ = parse_report_line(&bytes);
+            let _ = an.analyze(&report(&String::from_utf8_lossy(&bytes)));
+        }
+        assert!(matches!(
+            parse_report_line(b"{\"id\":"),
+            Err(RecordError::Json { .. })
+        ));
+    }
+}

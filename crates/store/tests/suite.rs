@@ -1,0 +1,434 @@
+//! The store test suite. Every test runs on SQLite and on PostgreSQL.
+//!
+//! PostgreSQL is reached at `DROPWATCH_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each test gets a fresh database that is dropped
+//! afterwards. Without a server the PostgreSQL half is skipped with a message, except under
+//! `CI=true`, where a missing server fails the suite.
+
+use dropwatch_model::{
+    AlertPayload, AnalyzedRecord, Inject, InjectBlock, Institution, MaskedSecret, SecretKind,
+    ServerRole, Urgency,
+};
+use dropwatch_store::{Attempt, AttemptNext, Backend, IngestBatch, Store, StoreError};
+use sqlx::Connection;
+
+fn pg_admin_url() -> String {
+    std::env::var("DROPWATCH_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A store per backend, and what to drop afterwards.
+struct Backends {
+    stores: Vec<Store>,
+    _dir: tempfile::TempDir,
+    pg_db: Option<String>,
+}
+
+impl Backends {
+    async fn new() -> Backends {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = vec![Store::open_data_dir(dir.path()).await.unwrap()];
+        let mut pg_db = None;
+        let admin = pg_admin_url();
+        match sqlx::PgConnection::connect(&admin).await {
+            Ok(mut conn) => {
+                let name = format!(
+                    "dropwatch_test_{}_{}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                );
+                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .unwrap();
+                let url = match admin.rsplit_once('/') {
+                    Some((base, _)) => format!("{base}/{name}"),
+                    None => panic!("bad DROPWATCH_TEST_PG_URL {admin}"),
+                };
+                stores.push(Store::connect(&url).await.unwrap());
+                pg_db = Some(name);
+            }
+            Err(e) => {
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("PostgreSQL is required in CI but {admin} is unreachable: {e}");
+                }
+                eprintln!("SKIPPED: PostgreSQL half of the store suite ({admin} unreachable: {e}); only SQLite ran");
+            }
+        }
+        Backends {
+            stores,
+            _dir: dir,
+            pg_db,
+        }
+    }
+
+    async fn finish(self) {
+        for s in &self.stores {
+            s.close().await;
+        }
+        if let Some(name) = self.pg_db {
+            let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
+            sqlx::Executor::execute(
+                &mut conn,
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// Runs one test body on every backend.
+macro_rules! on_every_backend {
+    ($name:ident, $body:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            let b = Backends::new().await;
+            for store in &b.stores {
+                eprintln!("{}: {:?}", stringify!($name), store.backend());
+                $body(store.clone()).await;
+            }
+            b.finish().await;
+        }
+    };
+}
+
+fn bank(id: &str) -> Institution {
+    Institution {
+        id: id.into(),
+        name: format!("{id} Bank"),
+        country: "JP".into(),
+        domains: vec![format!("{id}.example")],
+        url_masks: vec![],
+        account_fields: vec!["kouza".into()],
+    }
+}
+
+fn record(
+    fp: &str,
+    inst: Option<&str>,
+    account: Option<&str>,
+    kinds: &[SecretKind],
+) -> AnalyzedRecord {
+    let secrets: Vec<MaskedSecret> = kinds
+        .iter()
+        .map(|&kind| MaskedSecret {
+            kind,
+            field: kind.as_str().into(),
+            length: 6,
+            hmac: format!("{fp}{}", kind.as_str()),
+        })
+        .collect();
+    AnalyzedRecord {
+        fingerprint: fp.into(),
+        external_id: Some("1".into()),
+        bot_id: "BOT_1".into(),
+        botnet: "net".into(),
+        url: "https://ib.a.example/login".into(),
+        institution_id: inst.map(String::from),
+        account: account.map(String::from),
+        account_norm: account.map(|a| a.replace('-', "")),
+        urgency: Urgency::from_exposed(kinds),
+        secrets,
+        other_fields: vec![],
+    }
+}
+
+on_every_backend!(institutions_round_trip, |s: Store| async move {
+    s.upsert_institution(&bank("a")).await.unwrap();
+    s.upsert_institution(&bank("b")).await.unwrap();
+    let mut a = bank("a");
+    a.domains.push("a-direct.example".into());
+    s.upsert_institution(&a).await.unwrap();
+    let all = s.list_institutions().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], a);
+    s.set_webhook("a", "http://127.0.0.1:1/hook", "k")
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.set_webhook("zz", "u", "k").await,
+        Err(StoreError::UnknownInstitution(_))
+    ));
+});
+
+on_every_backend!(servers_and_sources_are_idempotent, |s: Store| async move {
+    let id1 = s
+        .upsert_server(
+            "http://x.example/gate.php",
+            "x.example",
+            ServerRole::Drop,
+            "sample:aa",
+        )
+        .await
+        .unwrap();
+    let id2 = s
+        .upsert_server(
+            "http://x.example/gate.php",
+            "x.example",
+            ServerRole::Drop,
+            "sample:bb",
+        )
+        .await
+        .unwrap();
+    assert_eq!(id1, id2);
+    let id3 = s
+        .upsert_server(
+            "http://x.example/gate.php",
+            "x.example",
+            ServerRole::C2Gate,
+            "sample:aa",
+        )
+        .await
+        .unwrap();
+    assert_ne!(id1, id3);
+    let servers = s.list_servers().await.unwrap();
+    assert_eq!(servers.len(), 2);
+    assert_eq!(
+        servers[0].sources,
+        vec!["sample:aa".to_string(), "sample:bb".to_string()]
+    );
+    let m1 = s
+        .add_monitor_source(Some(id1), "http_jsonl", "http://x.example/gate.php")
+        .await
+        .unwrap();
+    let m2 = s
+        .add_monitor_source(None, "http_jsonl", "http://x.example/gate.php")
+        .await
+        .unwrap();
+    assert_eq!(m1, m2);
+    assert!(s.set_monitor_state(m1, "paused").await.unwrap());
+    let sources = s.list_monitor_sources().await.unwrap();
+    assert_eq!(
+        (
+            sources.len(),
+            sources[0].server_id,
+            sources[0].state.as_str()
+        ),
+        (1, Some(id1), "paused")
+    );
+});
+
+on_every_backend!(injects_are_stored_once, |s: Store| async move {
+    s.upsert_institution(&bank("a")).await.unwrap();
+    let sample = s
+        .upsert_sample("ab".repeat(32).as_str(), "webinjects", Some("w.txt"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.upsert_sample("ab".repeat(32).as_str(), "webinjects", None)
+            .await
+            .unwrap(),
+        sample
+    );
+    let inj = Inject {
+        url_mask: "https://*.a.example/*".into(),
+        flags: "GP".into(),
+        blocks: vec![InjectBlock {
+            before: b"<form>".to_vec(),
+            inject: b"<script>x</script>".to_vec(),
+            after: vec![],
+        }],
+        line: Some(1),
+    };
+    let items = vec![(inj.clone(), Some("a".to_string())), (inj, None)];
+    assert_eq!(s.insert_injects(sample, &items).await.unwrap(), 2);
+    assert_eq!(s.insert_injects(sample, &items).await.unwrap(), 0);
+    assert_eq!(s.stats().await.unwrap().injects, 2);
+});
+
+on_every_backend!(
+    ingest_makes_victims_alerts_and_moves_the_cursor,
+    |s: Store| async move {
+        s.upsert_institution(&bank("a")).await.unwrap();
+        let src = s
+            .add_monitor_source(None, "http_jsonl", "http://d.example/r")
+            .await
+            .unwrap();
+        let batch = IngestBatch {
+            source_id: Some(src),
+            cursor: Some("120".into()),
+            fetched_at: 1_000,
+            source_server: Some("http://d.example/r".into()),
+            records: vec![
+                record("f1", Some("a"), Some("123-4567"), &[SecretKind::Password]),
+                record("f1", Some("a"), Some("123-4567"), &[SecretKind::Password]),
+                record("f2", None, Some("bob"), &[SecretKind::Password]),
+            ],
+        };
+        let out = s.ingest(&batch).await.unwrap();
+        assert_eq!(
+            (
+                out.new_records,
+                out.duplicate_records,
+                out.unattributed,
+                out.new_victims,
+                out.alerts
+            ),
+            (2, 1, 1, 1, 1)
+        );
+        // The same batch again: all duplicates, nothing new.
+        let again = s.ingest(&batch).await.unwrap();
+        assert_eq!(
+            (again.new_records, again.duplicate_records, again.alerts),
+            (0, 3, 0)
+        );
+        // A later record adds a one-time code: the victim escalates, one more alert.
+        let later = IngestBatch {
+            source_id: Some(src),
+            cursor: Some("240".into()),
+            fetched_at: 2_000,
+            source_server: None,
+            records: vec![
+                record("f3", Some("a"), Some("1234567"), &[SecretKind::OneTimeCode]),
+                record("f4", Some("a"), Some("1234567"), &[SecretKind::Password]),
+            ],
+        };
+        let out = s.ingest(&later).await.unwrap();
+        assert_eq!((out.new_records, out.new_victims, out.alerts), (2, 0, 1));
+        assert_eq!(
+            s.list_monitor_sources().await.unwrap()[0].cursor.as_deref(),
+            Some("240")
+        );
+
+        let victims = s.list_victims("analyst:test", None).await.unwrap();
+        assert_eq!(victims.len(), 1);
+        let v = &victims[0];
+        assert_eq!(
+            (v.account.as_str(), v.account_norm.as_str(), v.n_records),
+            ("123-4567", "1234567", 3)
+        );
+        assert_eq!(
+            v.exposed,
+            vec![SecretKind::Password, SecretKind::OneTimeCode]
+        );
+        assert_eq!(v.urgency, Urgency::Critical);
+        assert!(s
+            .list_victims("inst:b", Some("b"))
+            .await
+            .unwrap()
+            .is_empty());
+        let audit = s.list_audit(10).await.unwrap();
+        assert_eq!(audit.len(), 2);
+        assert_eq!(
+            (audit[0].actor.as_str(), audit[0].action.as_str()),
+            ("inst:b", "read_victims")
+        );
+
+        let due = s.due_alerts(i64::MAX, 10).await.unwrap();
+        assert_eq!(due.len(), 2);
+        let p0: AlertPayload = serde_json::from_str(&due[0].payload).unwrap();
+        let p1: AlertPayload = serde_json::from_str(&due[1].payload).unwrap();
+        assert_eq!(
+            (p0.alert_id, p0.account.as_str(), p0.urgency),
+            (due[0].id, "123-4567", Urgency::High)
+        );
+        assert_eq!(p0.source_server.as_deref(), Some("http://d.example/r"));
+        assert_eq!((p1.exposed.len(), p1.urgency), (2, Urgency::Critical));
+        assert_ne!(p0.idempotency_key, p1.idempotency_key);
+    }
+);
+
+on_every_backend!(a_failed_batch_changes_nothing, |s: Store| async move {
+    s.upsert_institution(&bank("a")).await.unwrap();
+    let src = s
+        .add_monitor_source(None, "http_jsonl", "http://d.example/r")
+        .await
+        .unwrap();
+    let batch = IngestBatch {
+        source_id: Some(src),
+        cursor: Some("99".into()),
+        fetched_at: 1,
+        source_server: None,
+        // The second record names an institution the store does not know: the batch must fail whole.
+        records: vec![
+            record("g1", Some("a"), Some("1"), &[]),
+            record("g2", Some("nope"), Some("2"), &[]),
+        ],
+    };
+    assert!(s.ingest(&batch).await.is_err());
+    let stats = s.stats().await.unwrap();
+    assert_eq!((stats.records, stats.victims, stats.alerts), (0, 0, 0));
+    assert_eq!(s.list_monitor_sources().await.unwrap()[0].cursor, None);
+});
+
+on_every_backend!(delivery_bookkeeping, |s: Store| async move {
+    s.upsert_institution(&bank("a")).await.unwrap();
+    s.set_webhook("a", "http://127.0.0.1:9/hook", "sekret")
+        .await
+        .unwrap();
+    let batch = IngestBatch {
+        fetched_at: 10,
+        records: vec![
+            record("h1", Some("a"), Some("1"), &[]),
+            record("h2", Some("a"), Some("2"), &[]),
+        ],
+        ..IngestBatch::default()
+    };
+    s.ingest(&batch).await.unwrap();
+    let due = s.due_alerts(i64::MAX, 10).await.unwrap();
+    assert_eq!(due[0].webhook_secret.as_deref(), Some("sekret"));
+    let fail = |next| Attempt {
+        at: 50,
+        http_status: Some(503),
+        error: Some("unavailable".into()),
+        duration_us: 5,
+        next,
+    };
+    s.record_attempt(due[0].id, &fail(AttemptNext::RetryAt(i64::MAX - 1)))
+        .await
+        .unwrap();
+    let now_due = s
+        .due_alerts(dropwatch_store::now_micros(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        now_due.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![due[1].id],
+        "the retried alert waits"
+    );
+    s.record_attempt(
+        due[0].id,
+        &Attempt {
+            at: 110,
+            http_status: Some(204),
+            error: None,
+            duration_us: 5,
+            next: AttemptNext::Delivered,
+        },
+    )
+    .await
+    .unwrap();
+    s.record_attempt(due[1].id, &fail(AttemptNext::Dead))
+        .await
+        .unwrap();
+    let stats = s.stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.alerts_delivered,
+            stats.alerts_dead,
+            stats.alerts_pending,
+            stats.delivery_attempts
+        ),
+        (1, 1, 0, 3)
+    );
+    assert_eq!(s.delivery_latencies().await.unwrap(), vec![100]);
+    assert!(s.due_alerts(i64::MAX, 10).await.unwrap().is_empty());
+});
+
+#[tokio::test]
+async fn rejects_unknown_urls() {
+    assert!(matches!(
+        Store::connect("mysql://x").await,
+        Err(StoreError::UnsupportedUrl(_))
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_data_dir(dir.path()).await.unwrap();
+    assert_eq!(s.backend(), Backend::Sqlite);
+    // Migrations are idempotent: opening again is fine.
+    s.close().await;
+    Store::open_data_dir(dir.path())
+        .await
+        .unwrap()
+        .close()
+        .await;
+}
