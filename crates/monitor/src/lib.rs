@@ -1,1 +1,385 @@
-//! placeholder
+//! Monitors: read what a drop server stores, incrementally, and hand each new record to analysis.
+//!
+//! The HTTP connector polls an append-only JSON-lines listing of panel reports. Its cursor is
+//! the byte offset just past the last complete line it ingested; it asks for the rest with
+//! `Range: bytes=<cursor>-` and stores the new cursor in the same transaction as the records,
+//! so a restart neither loses nor repeats a record. Bodies are read up to a limit; a partial
+//! last line waits for the next poll.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dropwatch_records::{parse_report_line, RecordAnalyzer};
+use dropwatch_store::{now_micros, IngestBatch, IngestOutcome, MonitorSource, Store, StoreError};
+use rand::Rng;
+use tokio::sync::{watch, Notify};
+
+/// Source kind: an HTTP(S) URL serving panel reports as JSON lines, appended over time.
+pub const KIND_HTTP_JSONL: &str = "http_jsonl";
+/// Source kind: a local JSON-lines file.
+pub const KIND_FILE_JSONL: &str = "file_jsonl";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MonitorError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("HTTP request to {url} failed: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("refusing to poll {0}: it is a loopback or private address (allow it explicitly)")]
+    PrivateAddress(String),
+    #[error("invalid source URL {0:?}")]
+    BadUrl(String),
+    #[error("unsupported source kind {0:?}")]
+    UnsupportedKind(String),
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    pub poll_interval: Duration,
+    /// Each interval is stretched by a random fraction up to this (0.2 = up to +20 %).
+    pub jitter: f64,
+    /// Most bytes read from one response; the rest is fetched by the next poll.
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub user_agent: String,
+    /// Allow loopback and private addresses (tests and the demo use 127.0.0.1).
+    pub allow_private: bool,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> MonitorConfig {
+        MonitorConfig {
+            poll_interval: Duration::from_secs(60),
+            jitter: 0.2,
+            max_body_bytes: 16 << 20,
+            request_timeout: Duration::from_secs(30),
+            user_agent: concat!("dropwatch/", env!("CARGO_PKG_VERSION")).to_string(),
+            allow_private: false,
+        }
+    }
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    pub bytes: u64,
+    pub lines: u64,
+    /// Lines that were not panel reports, with their byte offset in the source.
+    pub bad_lines: Vec<(u64, String)>,
+    pub ingest: IngestOutcome,
+}
+
+/// Splits complete lines off the front of `buf`: returns the lines (with their offset in `buf`)
+/// and how many bytes they span. A trailing partial line is left for later.
+pub fn complete_lines(buf: &[u8]) -> (Vec<(usize, &[u8])>, usize) {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    while let Some(i) = buf[start..].iter().position(|&b| b == b'\n') {
+        let line = &buf[start..start + i];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        lines.push((start, line));
+        start += i + 1;
+    }
+    (lines, start)
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Polls sources and feeds the store.
+#[derive(Clone)]
+pub struct Monitor {
+    store: Store,
+    analyzer: Arc<RecordAnalyzer>,
+    client: reqwest::Client,
+    config: Arc<MonitorConfig>,
+    /// Notified whenever an ingest produced alerts, so delivery starts at once.
+    alerts_ready: Arc<Notify>,
+}
+
+impl Monitor {
+    pub fn new(
+        store: Store,
+        analyzer: Arc<RecordAnalyzer>,
+        config: MonitorConfig,
+        alerts_ready: Arc<Notify>,
+    ) -> Result<Monitor, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .user_agent(config.user_agent.clone())
+            // Redirects could lead into private ranges; a drop that moves is re-registered by hand.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Monitor {
+            store,
+            analyzer,
+            client,
+            config: Arc::new(config),
+            alerts_ready,
+        })
+    }
+
+    /// Analyses the complete lines of `data` (which starts at byte `base` of the source) and
+    /// ingests them with the cursor that follows them.
+    pub async fn ingest_chunk(
+        &self,
+        source: Option<&MonitorSource>,
+        base: u64,
+        data: &[u8],
+        fetched_at: i64,
+    ) -> Result<PollOutcome, StoreError> {
+        let (lines, consumed) = complete_lines(data);
+        let mut out = PollOutcome {
+            bytes: data.len() as u64,
+            ..PollOutcome::default()
+        };
+        let mut records = Vec::with_capacity(lines.len());
+        for (offset, line) in lines {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            out.lines += 1;
+            match parse_report_line(line) {
+                Ok(report) => records.push(self.analyzer.analyze(&report)),
+                Err(e) => {
+                    let at = base + offset as u64;
+                    tracing::warn!(source = source.map(|s| s.url.as_str()), offset = at, error = %e, "skipping a line that is not a panel report");
+                    out.bad_lines.push((at, e.to_string()));
+                }
+            }
+        }
+        let batch = IngestBatch {
+            source_id: source.map(|s| s.id),
+            cursor: Some((base + consumed as u64).to_string()),
+            fetched_at,
+            source_server: source.map(|s| s.url.clone()),
+            records,
+        };
+        out.ingest = self.store.ingest(&batch).await?;
+        if out.ingest.alerts > 0 {
+            self.alerts_ready.notify_one();
+        }
+        Ok(out)
+    }
+
+    /// Polls one source once.
+    pub async fn poll(&self, source: &MonitorSource) -> Result<PollOutcome, MonitorError> {
+        let res = match source.kind.as_str() {
+            KIND_HTTP_JSONL => self.poll_http(source).await,
+            KIND_FILE_JSONL => self.poll_file(source).await,
+            other => Err(MonitorError::UnsupportedKind(other.to_string())),
+        };
+        if let Err(e) = &res {
+            self.store
+                .note_poll(source.id, Some(&e.to_string()))
+                .await?;
+        }
+        res
+    }
+
+    fn cursor(source: &MonitorSource) -> u64 {
+        source
+            .cursor
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn poll_http(&self, source: &MonitorSource) -> Result<PollOutcome, MonitorError> {
+        let url =
+            url::Url::parse(&source.url).map_err(|_| MonitorError::BadUrl(source.url.clone()))?;
+        if !self.config.allow_private {
+            let private = match url.host() {
+                Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
+                Some(url::Host::Domain(d)) => {
+                    d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+                }
+                None => true,
+            };
+            if private {
+                return Err(MonitorError::PrivateAddress(source.url.clone()));
+            }
+        }
+        let cursor = Self::cursor(source);
+        let mut req = self.client.get(url.clone());
+        if cursor > 0 {
+            req = req.header("range", format!("bytes={cursor}-"));
+        }
+        let http_err = |e| MonitorError::Http {
+            url: source.url.clone(),
+            source: e,
+        };
+        let mut res = req.send().await.map_err(http_err)?;
+        let status = res.status().as_u16();
+        if status == 416 {
+            self.store.note_poll(source.id, None).await?;
+            return Ok(PollOutcome::default());
+        }
+        if status != 200 && status != 206 {
+            return Err(MonitorError::Status {
+                url: source.url.clone(),
+                status,
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(http_err)? {
+            body.extend_from_slice(&chunk);
+            if body.len() >= self.config.max_body_bytes {
+                body.truncate(self.config.max_body_bytes);
+                break;
+            }
+        }
+        let fetched_at = now_micros();
+        let (base, data) = if status == 206 {
+            (cursor, &body[..])
+        } else if body.len() as u64 >= cursor {
+            // The server ignored Range: skip what we already have.
+            (cursor, &body[cursor as usize..])
+        } else {
+            tracing::warn!(source = %source.url, cursor, len = body.len(), "source shrank; reading it again from the start");
+            (0, &body[..])
+        };
+        if data.is_empty() {
+            self.store.note_poll(source.id, None).await?;
+            return Ok(PollOutcome::default());
+        }
+        Ok(self
+            .ingest_chunk(Some(source), base, data, fetched_at)
+            .await?)
+    }
+
+    async fn poll_file(&self, source: &MonitorSource) -> Result<PollOutcome, MonitorError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let io_err = |e| MonitorError::Io {
+            path: source.url.clone(),
+            source: e,
+        };
+        let mut file = tokio::fs::File::open(&source.url).await.map_err(io_err)?;
+        let len = file.metadata().await.map_err(io_err)?.len();
+        let cursor = Self::cursor(source).min(len);
+        file.seek(std::io::SeekFrom::Start(cursor))
+            .await
+            .map_err(io_err)?;
+        let mut data = Vec::new();
+        file.take(self.config.max_body_bytes as u64)
+            .read_to_end(&mut data)
+            .await
+            .map_err(io_err)?;
+        if data.is_empty() {
+            return Ok(PollOutcome::default());
+        }
+        Ok(self
+            .ingest_chunk(Some(source), cursor, &data, now_micros())
+            .await?)
+    }
+
+    /// Polls every active source on its own jittered schedule until `shutdown` turns true.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut next_due: std::collections::HashMap<i64, Instant> =
+            std::collections::HashMap::new();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let sources = match self.store.list_monitor_sources().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list monitor sources");
+                    Vec::new()
+                }
+            };
+            let now = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for source in sources.into_iter().filter(|s| s.state == "active") {
+                if next_due.get(&source.id).is_some_and(|&t| t > now) {
+                    continue;
+                }
+                let jitter = rand::rng().random_range(0.0..=self.config.jitter.max(0.0));
+                next_due.insert(
+                    source.id,
+                    now + self.config.poll_interval.mul_f64(1.0 + jitter),
+                );
+                let this = self.clone();
+                tasks.spawn(async move {
+                    match this.poll(&source).await {
+                        Ok(out) if out.lines > 0 => tracing::info!(
+                            source = %source.url, lines = out.lines, new = out.ingest.new_records, dup = out.ingest.duplicate_records,
+                            victims = out.ingest.new_victims, alerts = out.ingest.alerts, "polled"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(source = %source.url, error = %e, "poll failed"),
+                    }
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+            let wait = next_due
+                .values()
+                .min()
+                .map_or(self.config.poll_interval, |t| {
+                    t.saturating_duration_since(Instant::now())
+                });
+            tokio::select! {
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_lines_leave_the_partial_tail() {
+        let (lines, used) = complete_lines(b"a\r\nbb\nccc");
+        assert_eq!(lines, vec![(0, &b"a"[..]), (3, &b"bb"[..])]);
+        assert_eq!(used, 6);
+        assert_eq!(complete_lines(b"partial").1, 0);
+    }
+
+    #[test]
+    fn private_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["203.0.113.7", "8.8.8.8", "2001:db8::1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

@@ -661,7 +661,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT a.id, a.institution_id, a.payload, a.idempotency_key, a.attempts, i.webhook_url, i.webhook_secret
              FROM alerts a JOIN institutions i ON i.id = a.institution_id
-             WHERE a.status = 'pending' AND a.next_attempt_at <= $1 ORDER BY a.next_attempt_at, a.id LIMIT $2",
+             WHERE a.status = 'pending' AND a.next_attempt_at <= $1 AND i.webhook_url IS NOT NULL ORDER BY a.next_attempt_at, a.id LIMIT $2",
         )
         .bind(now)
         .bind(limit)
