@@ -1,1 +1,125 @@
-fn main() {}
+//! `dropwatch`: the command line. Parsing and wiring only; the work is in the pipeline crates.
+
+mod commands;
+mod context;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "dropwatch",
+    version,
+    about = "Turns banking-trojan malware into warnings that let banks freeze stolen accounts in time"
+)]
+struct Cli {
+    /// Where the embedded store and the deployment's keys live.
+    #[arg(
+        long,
+        global = true,
+        env = "DROPWATCH_DATA_DIR",
+        default_value = "./dropwatch-data"
+    )]
+    data_dir: PathBuf,
+    /// Use this database instead of the embedded SQLite store (postgres://user@host/db).
+    #[arg(long, global = true, env = "DROPWATCH_DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole chain on generated data: webinjects → drop → victims → signed alerts.
+    Demo(commands::demo::DemoArgs),
+    /// Parse and analyse WebInject files.
+    #[command(subcommand)]
+    Inject(commands::inject::InjectCmd),
+    /// Extract configurations from ZeuS-family samples (not built yet).
+    Config {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    /// Watch drop servers.
+    #[command(subcommand)]
+    Monitor(commands::monitor::MonitorCmd),
+    /// Ingest drop records (panel reports as JSON lines) from a file or stdin (`-`).
+    Ingest(commands::ingest::IngestArgs),
+    /// List victims (every read is audited).
+    Victims(commands::victims::VictimsArgs),
+    /// Run the API server and delivery worker (not built yet).
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    /// Export indicators as STIX 2.1, MISP or CSV (not built yet).
+    Export {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    /// Manage institutions and their webhooks.
+    #[command(subcommand)]
+    Institution(commands::institution::InstitutionCmd),
+    /// Test data generator and simulated drop server.
+    #[command(subcommand)]
+    Testkit(commands::testkit::TestkitCmd),
+}
+
+fn not_built(name: &str, issue: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("dropwatch {name}: not built yet ({issue}); nothing was done");
+    Ok(ExitCode::from(2))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = context::Context {
+        data_dir: cli.data_dir,
+        database_url: cli.database_url,
+    };
+    let res = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => commands::demo::run(&ctx, args).await,
+            Command::Inject(cmd) => commands::inject::run(&ctx, cmd).await,
+            Command::Config { .. } => {
+                not_built("config", "issue #3: ZeuS-family config extraction")
+            }
+            Command::Monitor(cmd) => commands::monitor::run(&ctx, cmd).await,
+            Command::Ingest(args) => commands::ingest::run(&ctx, args).await,
+            Command::Victims(args) => commands::victims::run(&ctx, args).await,
+            Command::Serve { .. } => {
+                not_built("serve", "issue #6: institution API and delivery service")
+            }
+            Command::Export { .. } => {
+                not_built("export", "issue #7: STIX 2.1, TAXII 2.1, MISP and CSV")
+            }
+            Command::Institution(cmd) => commands::institution::run(&ctx, cmd).await,
+            Command::Testkit(cmd) => commands::testkit::run(cmd).await,
+        }
+    });
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

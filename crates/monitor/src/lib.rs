@@ -7,6 +7,7 @@
 //! last line waits for the next poll.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,35 @@ fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// Running totals over every chunk a [`Monitor`] ingested.
+#[derive(Debug, Default)]
+pub struct MonitorTotals {
+    pub lines: AtomicU64,
+    pub bad_lines: AtomicU64,
+    pub new_records: AtomicU64,
+    pub duplicate_records: AtomicU64,
+    pub unattributed: AtomicU64,
+    pub new_victims: AtomicU64,
+    pub alerts: AtomicU64,
+}
+
+impl MonitorTotals {
+    fn add(&self, out: &PollOutcome) {
+        let add = |c: &AtomicU64, n: u64| c.fetch_add(n, Ordering::Relaxed);
+        add(&self.lines, out.lines);
+        add(&self.bad_lines, out.bad_lines.len() as u64);
+        add(&self.new_records, out.ingest.new_records);
+        add(&self.duplicate_records, out.ingest.duplicate_records);
+        add(&self.unattributed, out.ingest.unattributed);
+        add(&self.new_victims, out.ingest.new_victims);
+        add(&self.alerts, out.ingest.alerts);
+    }
+
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
 /// Polls sources and feeds the store.
 #[derive(Clone)]
 pub struct Monitor {
@@ -119,9 +149,14 @@ pub struct Monitor {
     config: Arc<MonitorConfig>,
     /// Notified whenever an ingest produced alerts, so delivery starts at once.
     alerts_ready: Arc<Notify>,
+    totals: Arc<MonitorTotals>,
 }
 
 impl Monitor {
+    pub fn totals(&self) -> &MonitorTotals {
+        &self.totals
+    }
+
     pub fn new(
         store: Store,
         analyzer: Arc<RecordAnalyzer>,
@@ -140,6 +175,7 @@ impl Monitor {
             client,
             config: Arc::new(config),
             alerts_ready,
+            totals: Arc::default(),
         })
     }
 
@@ -180,6 +216,7 @@ impl Monitor {
             records,
         };
         out.ingest = self.store.ingest(&batch).await?;
+        self.totals.add(&out);
         if out.ingest.alerts > 0 {
             self.alerts_ready.notify_one();
         }

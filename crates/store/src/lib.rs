@@ -317,6 +317,20 @@ impl Store {
         Ok(())
     }
 
+    /// Where an institution's alerts go and the secret they are signed with, if set.
+    pub async fn webhook(&self, institution_id: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT webhook_url, webhook_secret FROM institutions WHERE id = $1")
+            .bind(institution_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::UnknownInstitution(institution_id.to_string()));
+        };
+        let url: Option<String> = row.try_get("webhook_url")?;
+        let secret: Option<String> = row.try_get("webhook_secret")?;
+        Ok(url.zip(secret))
+    }
+
     // ---- samples and injects ----
 
     /// Records an input file (sample, config, inject file) by its SHA-256; returns its id.

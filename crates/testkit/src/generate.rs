@@ -341,8 +341,7 @@ pub fn generate(opts: &GenerateOptions) -> Generated {
     let mut words: Vec<&str> = WORDS.to_vec();
     words.shuffle(&mut rng);
     let mut campaigns = Vec::new();
-    for c in 0..n_campaigns {
-        let word = words[c];
+    for (c, &word) in words.iter().take(n_campaigns).enumerate() {
         let n_targets = rng.random_range(2..=4);
         let mut pool: Vec<usize> = (0..INSTITUTIONS.len()).collect();
         pool.shuffle(&mut rng);

@@ -1,0 +1,213 @@
+//! `dropwatch inject`: parse and analyse WebInject files, and register what they reveal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use dropwatch_inject::{analyze, parse_zeus, EndpointClass, InjectAnalysis, Mode, ParseOutput};
+use dropwatch_masks::InstitutionIndex;
+use dropwatch_model::{Registry, ServerRole};
+use dropwatch_monitor::KIND_HTTP_JSONL;
+use dropwatch_store::Store;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::context::Context;
+
+#[derive(Subcommand)]
+pub enum InjectCmd {
+    /// Parse a ZeuS-format webinjects file and report targets, asked-for fields and endpoints.
+    Analyze {
+        file: PathBuf,
+        /// Institution registry (JSON); default: the institutions in the store.
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        /// Reject the file at the first error, as the kit's builder does.
+        #[arg(long)]
+        strict: bool,
+        /// Record the injects and the servers they reveal in the store, and watch the drops.
+        #[arg(long)]
+        store: bool,
+        #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+        format: String,
+    },
+}
+
+/// What one webinjects file gave.
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub file: String,
+    pub sha256: String,
+    pub injects: usize,
+    pub diagnostics: Vec<dropwatch_inject::Diagnostic>,
+    pub analysis: InjectAnalysis,
+}
+
+pub fn analyze_bytes(
+    name: &str,
+    bytes: &[u8],
+    strict: bool,
+    index: &InstitutionIndex,
+) -> anyhow::Result<(ParseOutput, FileReport)> {
+    let mode = if strict { Mode::Strict } else { Mode::Tolerant };
+    let parsed = parse_zeus(bytes, mode).map_err(|d| anyhow::anyhow!("{name}:{d}"))?;
+    let analysis = analyze(&parsed.injects, index);
+    let report = FileReport {
+        file: name.to_string(),
+        sha256: hex::encode(Sha256::digest(bytes)),
+        injects: parsed.injects.len(),
+        diagnostics: parsed.diagnostics.clone(),
+        analysis,
+    };
+    Ok((parsed, report))
+}
+
+/// The server role an endpoint class becomes, and whether its stored data is to be watched.
+fn role_of(class: EndpointClass) -> Option<(ServerRole, bool)> {
+    match class {
+        EndpointClass::Drop => Some((ServerRole::Drop, true)),
+        EndpointClass::AtsPanel => Some((ServerRole::AtsPanel, true)),
+        EndpointClass::ScriptHost => Some((ServerRole::ScriptHost, false)),
+        EndpointClass::Benign | EndpointClass::InstitutionSite => None,
+    }
+}
+
+/// Stores a parsed file: the sample, its injects, the servers found and monitor sources for drops.
+/// Returns the ids of the monitor sources.
+pub async fn register(
+    store: &Store,
+    parsed: &ParseOutput,
+    report: &FileReport,
+) -> anyhow::Result<Vec<i64>> {
+    let sample = store
+        .upsert_sample(&report.sha256, "webinjects", Some(&report.file))
+        .await?;
+    let items: Vec<_> = parsed
+        .injects
+        .iter()
+        .cloned()
+        .zip(
+            report
+                .analysis
+                .targets
+                .iter()
+                .map(|t| t.institution_id.clone()),
+        )
+        .collect();
+    store.insert_injects(sample, &items).await?;
+    let provenance = format!("webinjects:{}", report.sha256);
+    let mut sources = Vec::new();
+    for e in &report.analysis.endpoints {
+        let Some((role, watch)) = role_of(e.class) else {
+            continue;
+        };
+        let server = store
+            .upsert_server(&e.url, &e.host, role, &provenance)
+            .await?;
+        if watch {
+            let id = store
+                .add_monitor_source(Some(server), KIND_HTTP_JSONL, &e.url)
+                .await?;
+            if !sources.contains(&id) {
+                sources.push(id);
+            }
+        }
+    }
+    Ok(sources)
+}
+
+fn print_text(r: &FileReport) {
+    println!("{}  sha256 {}", r.file.escape_debug(), r.sha256);
+    println!(
+        "  injects: {}  diagnostics: {}",
+        r.injects,
+        r.diagnostics.len()
+    );
+    for d in r.diagnostics.iter().take(20) {
+        println!("    {d}");
+    }
+    println!(
+        "  institutions targeted: {}",
+        r.analysis.institutions().join(", ")
+    );
+    let unmatched: Vec<_> = r
+        .analysis
+        .targets
+        .iter()
+        .filter(|t| t.institution_id.is_none())
+        .map(|t| t.url_mask.escape_debug().to_string())
+        .collect();
+    if !unmatched.is_empty() {
+        println!("  targets not in the registry: {}", unmatched.join(", "));
+    }
+    for class in [
+        EndpointClass::Drop,
+        EndpointClass::AtsPanel,
+        EndpointClass::ScriptHost,
+        EndpointClass::Benign,
+        EndpointClass::InstitutionSite,
+    ] {
+        for url in r.analysis.endpoints_of(class) {
+            println!("  {:<16} {}", format!("{class:?}"), url.escape_debug());
+        }
+    }
+    let mut fields: Vec<String> = r
+        .analysis
+        .fields
+        .iter()
+        .map(|f| format!("{}={}", f.name.escape_debug(), f.kind))
+        .collect();
+    fields.sort();
+    fields.dedup();
+    println!("  fields asked: {}", fields.join(", "));
+}
+
+pub async fn run(ctx: &Context, cmd: InjectCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        InjectCmd::Analyze {
+            file,
+            registry,
+            strict,
+            store,
+            format,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let db = if store || registry.is_none() {
+                Some(ctx.store().await?)
+            } else {
+                None
+            };
+            let institutions = match (&registry, &db) {
+                (Some(path), _) => {
+                    let reg: Registry = serde_json::from_slice(
+                        &std::fs::read(path)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                    )
+                    .with_context(|| format!("{} is not a registry", path.display()))?;
+                    reg.institutions
+                }
+                (None, Some(db)) => db.list_institutions().await?,
+                (None, None) => Vec::new(),
+            };
+            let name = file.display().to_string();
+            let (parsed, report) =
+                analyze_bytes(&name, &bytes, strict, &InstitutionIndex::new(institutions))?;
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_text(&report);
+            }
+            if let (true, Some(db)) = (store, db) {
+                let sources = register(&db, &parsed, &report).await?;
+                eprintln!(
+                    "stored {} injects; watching {} drop source(s)",
+                    report.injects,
+                    sources.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

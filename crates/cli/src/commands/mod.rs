@@ -1,0 +1,9 @@
+//! One module per subcommand.
+
+pub mod demo;
+pub mod ingest;
+pub mod inject;
+pub mod institution;
+pub mod monitor;
+pub mod testkit;
+pub mod victims;

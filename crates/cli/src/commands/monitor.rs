@@ -1,0 +1,143 @@
+//! `dropwatch monitor`: the sources to watch, and the loop that watches them and delivers alerts.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Subcommand;
+use dropwatch_deliver::{Deliverer, DeliveryConfig};
+use dropwatch_masks::InstitutionIndex;
+use dropwatch_monitor::{Monitor, MonitorConfig, KIND_FILE_JSONL, KIND_HTTP_JSONL};
+use dropwatch_records::RecordAnalyzer;
+use dropwatch_store::Store;
+use tokio::sync::{watch, Notify};
+
+use crate::context::Context;
+
+#[derive(Subcommand)]
+pub enum MonitorCmd {
+    /// Watch a source: an HTTP(S) URL or a local file of panel reports as JSON lines.
+    Add {
+        url: String,
+        #[arg(long, value_parser = [KIND_HTTP_JSONL, KIND_FILE_JSONL], default_value = KIND_HTTP_JSONL)]
+        kind: String,
+    },
+    List,
+    Pause {
+        id: i64,
+    },
+    Resume {
+        id: i64,
+    },
+    /// Poll every active source on its schedule and deliver alerts, until Ctrl-C.
+    Run {
+        /// Poll every source once, deliver what is due, and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between polls of one source.
+        #[arg(long, default_value_t = 60.0)]
+        interval: f64,
+        /// Allow sources on loopback and private addresses.
+        #[arg(long)]
+        allow_private: bool,
+    },
+}
+
+/// Builds the monitor and the deliverer that share one store and one wake-up signal.
+pub async fn pipeline(
+    ctx: &Context,
+    store: &Store,
+    config: MonitorConfig,
+    delivery: DeliveryConfig,
+) -> anyhow::Result<(Monitor, Deliverer, Arc<Notify>)> {
+    let index = InstitutionIndex::new(store.list_institutions().await?);
+    let analyzer = Arc::new(RecordAnalyzer::new(index, ctx.secret_key()?));
+    let wake = Arc::new(Notify::new());
+    let monitor = Monitor::new(store.clone(), analyzer, config, wake.clone())?;
+    let deliverer = Deliverer::new(store.clone(), delivery)?;
+    Ok((monitor, deliverer, wake))
+}
+
+pub async fn run(ctx: &Context, cmd: MonitorCmd) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
+    match cmd {
+        MonitorCmd::Add { url, kind } => {
+            let id = store.add_monitor_source(None, &kind, &url).await?;
+            println!("source {id} watching {url}");
+        }
+        MonitorCmd::List => {
+            for s in store.list_monitor_sources().await? {
+                println!(
+                    "{:>4} {:<8} {:<10} cursor={:<10} {}{}",
+                    s.id,
+                    s.state,
+                    s.kind,
+                    s.cursor.as_deref().unwrap_or("-"),
+                    s.url,
+                    s.last_error
+                        .map(|e| format!("  (last error: {e})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        MonitorCmd::Pause { id } | MonitorCmd::Resume { id }
+            if !store
+                .list_monitor_sources()
+                .await?
+                .iter()
+                .any(|s| s.id == id) =>
+        {
+            anyhow::bail!("no monitor source {id}");
+        }
+        MonitorCmd::Pause { id } => {
+            store.set_monitor_state(id, "paused").await?;
+            println!("source {id} paused");
+        }
+        MonitorCmd::Resume { id } => {
+            store.set_monitor_state(id, "active").await?;
+            println!("source {id} active");
+        }
+        MonitorCmd::Run {
+            once,
+            interval,
+            allow_private,
+        } => {
+            let config = MonitorConfig {
+                poll_interval: Duration::from_secs_f64(interval.max(0.05)),
+                allow_private,
+                ..MonitorConfig::default()
+            };
+            let (monitor, deliverer, wake) =
+                pipeline(ctx, &store, config, DeliveryConfig::default()).await?;
+            if once {
+                for source in store
+                    .list_monitor_sources()
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.state == "active")
+                {
+                    match monitor.poll(&source).await {
+                        Ok(out) => println!(
+                            "source {}: {} lines, {} new records, {} duplicates, {} new victims, {} alerts",
+                            source.id, out.lines, out.ingest.new_records, out.ingest.duplicate_records, out.ingest.new_victims, out.ingest.alerts
+                        ),
+                        Err(e) => println!("source {}: {e}", source.id),
+                    }
+                }
+                println!("{} alerts delivered", deliverer.deliver_due().await?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (tx, rx) = watch::channel(false);
+            let m = tokio::spawn({
+                let rx = rx.clone();
+                async move { monitor.run(rx).await }
+            });
+            let d = tokio::spawn(async move { deliverer.run(wake, rx).await });
+            eprintln!("monitoring; Ctrl-C to stop");
+            tokio::signal::ctrl_c().await?;
+            let _ = tx.send(true);
+            let _ = tokio::join!(m, d);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
