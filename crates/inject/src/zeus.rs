@@ -327,8 +327,8 @@ fn new_entry(mask: &[u8], flags: &[u8], line: u32) -> Entry {
         inject: Inject {
             url_mask: String::from_utf8_lossy(mask).into_owned(),
             flags: String::from_utf8_lossy(flags).into_owned(),
-            blocks: Vec::new(),
             line: Some(line),
+            ..Inject::default()
         },
         before: None,
         inject_block: None,

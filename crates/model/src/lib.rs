@@ -38,17 +38,73 @@ pub struct Registry {
     pub institutions: Vec<Institution>,
 }
 
-/// One WebInject entry, whatever format it came from (ZeuS text, a config's binary records, ...).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One WebInject entry, whatever format it came from (ZeuS text, a config's binary records,
+/// TinyNuke JSON, TrickBot or Dridex XML). Analysis downstream does not care which.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inject {
-    /// The URL mask (`set_url`), kept as written.
+    /// The format the entry was read from.
+    #[serde(default)]
+    pub format: InjectFormat,
+    /// The URL mask (`set_url`, `<lm>`, a Dridex regex...), kept as written.
     pub url_mask: String,
-    /// Flag letters as written (`GP`, `GPL`, ...).
+    /// How `url_mask` is to be matched.
+    #[serde(default)]
+    pub mask_kind: MaskKind,
+    /// ZeuS flag letters (`GP`, `GPL`, ...); formats without flags use the closest letters
+    /// (`GP` for an inject, `L` for a grab).
     pub flags: String,
+    /// ZeuS optional `set_url` arguments, and the same fields of binary inject headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_blacklist: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_whitelist: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_block: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_context: Option<String>,
     /// The before/inject/after triplets in file order. Bytes are kept raw: they are attacker-written.
     pub blocks: Vec<InjectBlock>,
-    /// 1-based line of the `set_url` in its source, when it came from text.
+    /// URLs the format itself names for this entry: TrickBot `<hl>` / `<srv>` / dpost `<handler>`,
+    /// a Dridex redirect `uri`, a fake-site host. Analysis classifies them with the URLs found
+    /// inside the blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    /// Other format-specific attributes, as (name, value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(String, String)>,
+    /// 1-based line of the entry in its source, when it came from text.
     pub line: Option<u32>,
+}
+
+/// Where an [`Inject`] came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectFormat {
+    /// ZeuS 2.x / Citadel / ICE IX `webinjects.txt`.
+    #[default]
+    ZeusText,
+    /// Inject records of a ZeuS 2.x dynamic config (8-WORD header).
+    ZeusBinary,
+    /// Inject records of a Citadel dynamic config (6-WORD header).
+    CitadelBinary,
+    TinynukeJson,
+    TrickbotDinj,
+    TrickbotSinj,
+    TrickbotDpost,
+    DridexXml,
+}
+
+/// How an [`Inject`]'s URL mask matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskKind {
+    /// ZeuS URL mask: `*` any run, `#` one character, `?` literal, whole-URL match.
+    #[default]
+    ZeusGlob,
+    /// A glob with `*` only, matched case-insensitively (TinyNuke host/path, TrickBot masks).
+    Glob,
+    /// A PCRE-style regular expression (Dridex).
+    Regex,
 }
 
 impl Inject {

@@ -229,6 +229,7 @@ on_every_backend!(injects_are_stored_once, |s: Store| async move {
             after: vec![],
         }],
         line: Some(1),
+        ..Inject::default()
     };
     let items = vec![(inj.clone(), Some("a".to_string())), (inj, None)];
     assert_eq!(s.insert_injects(sample, &items).await.unwrap(), 2);
