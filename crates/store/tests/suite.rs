@@ -315,6 +315,11 @@ on_every_backend!(
             ("inst:b", "read_victims")
         );
 
+        // Without a webhook nothing is due for push delivery; with one, both alerts are.
+        assert!(s.due_alerts(i64::MAX, 10).await.unwrap().is_empty());
+        s.set_webhook("a", "http://127.0.0.1:9/hook", "k")
+            .await
+            .unwrap();
         let due = s.due_alerts(i64::MAX, 10).await.unwrap();
         assert_eq!(due.len(), 2);
         let p0: AlertPayload = serde_json::from_str(&due[0].payload).unwrap();

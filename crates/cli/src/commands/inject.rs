@@ -17,9 +17,10 @@ use crate::context::Context;
 
 #[derive(Subcommand)]
 pub enum InjectCmd {
-    /// Parse a ZeuS-format webinjects file and report targets, asked-for fields and endpoints.
+    /// Parse webinjects files and report targets, asked-for fields, endpoints, ATS signs.
     Analyze {
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Institution registry (JSON); default: the institutions in the store.
         #[arg(long)]
         registry: Option<PathBuf>,
@@ -141,6 +142,12 @@ fn print_text(r: &FileReport) {
     if !unmatched.is_empty() {
         println!("  targets not in the registry: {}", unmatched.join(", "));
     }
+    let grabs = r.analysis.targets.iter().filter(|t| t.grab).count();
+    println!(
+        "  entries: {} injects, {} grabs",
+        r.analysis.targets.len() - grabs,
+        grabs
+    );
     for class in [
         EndpointClass::Drop,
         EndpointClass::AtsPanel,
@@ -152,28 +159,47 @@ fn print_text(r: &FileReport) {
             println!("  {:<16} {}", format!("{class:?}"), url.escape_debug());
         }
     }
-    let mut fields: Vec<String> = r
+    let kinds: Vec<&str> = r
         .analysis
-        .fields
+        .field_kinds()
         .iter()
-        .map(|f| format!("{}={}", f.name.escape_debug(), f.kind.as_str()))
+        .map(|k| k.as_str())
         .collect();
-    fields.sort();
-    fields.dedup();
-    println!("  fields asked: {}", fields.join(", "));
+    println!("  fields asked: {}", kinds.join(", "));
+    for f in &r.analysis.fields {
+        let label = f
+            .label
+            .as_deref()
+            .map(|l| format!(" (label {:?})", l))
+            .unwrap_or_default();
+        println!(
+            "    entry {:<3} {:<20} {}{}",
+            f.entry,
+            f.kind.as_str(),
+            f.name.escape_debug(),
+            label
+        );
+    }
+    for a in &r.analysis.ats_signs {
+        println!("  ATS sign: entry {}: {}", a.entry, a.what);
+    }
+    let mut macros: Vec<&str> = r.analysis.macros.iter().map(|m| m.what.as_str()).collect();
+    macros.sort();
+    macros.dedup();
+    if !macros.is_empty() {
+        println!("  bot macros: {}", macros.join(", "));
+    }
 }
 
 pub async fn run(ctx: &Context, cmd: InjectCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         InjectCmd::Analyze {
-            file,
+            files,
             registry,
             strict,
             store,
             format,
         } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let db = if store || registry.is_none() {
                 Some(ctx.store().await?)
             } else {
@@ -181,33 +207,50 @@ pub async fn run(ctx: &Context, cmd: InjectCmd) -> anyhow::Result<ExitCode> {
             };
             let institutions = match (&registry, &db) {
                 (Some(path), _) => {
-                    let reg: Registry = serde_json::from_slice(
-                        &std::fs::read(path)
-                            .with_context(|| format!("reading {}", path.display()))?,
-                    )
-                    .with_context(|| format!("{} is not a registry", path.display()))?;
+                    let bytes = std::fs::read(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let reg: Registry = serde_json::from_slice(&bytes)
+                        .with_context(|| format!("{} is not a registry", path.display()))?;
                     reg.institutions
                 }
                 (None, Some(db)) => db.list_institutions().await?,
                 (None, None) => Vec::new(),
             };
-            let name = file.display().to_string();
-            let (parsed, report) =
-                analyze_bytes(&name, &bytes, strict, &InstitutionIndex::new(institutions))?;
+            let index = InstitutionIndex::new(institutions);
+            let mut reports = Vec::new();
+            let mut failed = false;
+            for file in &files {
+                let name = file.display().to_string();
+                let bytes = std::fs::read(file).with_context(|| format!("reading {name}"))?;
+                let (parsed, report) = match analyze_bytes(&name, &bytes, strict, &index) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        failed = true;
+                        continue;
+                    }
+                };
+                if format == "text" {
+                    print_text(&report);
+                }
+                if let (true, Some(db)) = (store, &db) {
+                    let sources = register(db, &parsed, &report).await?;
+                    eprintln!(
+                        "{name}: stored {} injects; watching {} drop source(s)",
+                        report.injects,
+                        sources.len()
+                    );
+                }
+                reports.push(report);
+            }
             if format == "json" {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            }
+            Ok(if failed {
+                ExitCode::from(2)
             } else {
-                print_text(&report);
-            }
-            if let (true, Some(db)) = (store, db) {
-                let sources = register(&db, &parsed, &report).await?;
-                eprintln!(
-                    "stored {} injects; watching {} drop source(s)",
-                    report.injects,
-                    sources.len()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+                ExitCode::SUCCESS
+            })
         }
     }
 }
