@@ -37,11 +37,9 @@ enum Command {
     /// Parse and analyse WebInject files.
     #[command(subcommand)]
     Inject(commands::inject::InjectCmd),
-    /// Extract configurations from ZeuS-family samples (not built yet).
-    Config {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
-    },
+    /// Extract configurations from ZeuS-family configs (and, later, samples).
+    #[command(subcommand)]
+    Config(commands::config::ConfigCmd),
     /// Watch drop servers.
     #[command(subcommand)]
     Monitor(commands::monitor::MonitorCmd),
@@ -99,9 +97,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => commands::demo::run(&ctx, args).await,
             Command::Inject(cmd) => commands::inject::run(&ctx, cmd).await,
-            Command::Config { .. } => {
-                not_built("config", "issue #3: ZeuS-family config extraction")
-            }
+            Command::Config(cmd) => commands::config::run(&ctx, cmd).await,
             Command::Monitor(cmd) => commands::monitor::run(&ctx, cmd).await,
             Command::Ingest(args) => commands::ingest::run(&ctx, args).await,
             Command::Victims(args) => commands::victims::run(&ctx, args).await,

@@ -219,6 +219,10 @@ pub fn analyze_with(
 ) -> InjectAnalysis {
     let mut out = InjectAnalysis::default();
     for (entry, inject) in injects.iter().enumerate() {
+        if inject.flags.is_empty() {
+            // An exclusion (TinyNuke `fg_blacklist`, a Dridex deny list): not a target.
+            continue;
+        }
         let institution = index.lookup_mask(&inject.url_mask);
         let own: &[String] = institution.map_or(&[], |i| i.domains.as_slice());
         out.targets.push(Target {
@@ -340,22 +344,19 @@ fn classify_host(
 /// Classifies a criminal host's URL by how the inject uses it.
 fn classify_use(found: &FoundUrl, entry_has_ats: bool) -> EndpointClass {
     let path = url_path(&found.url);
-    let static_script = path.ends_with(".js");
+    let static_asset = path.ends_with(".js") || path.ends_with(".css");
     let sends = matches!(found.via, "action" | "xhr" | "websocket" | "beacon");
+    if static_asset && !sends {
+        return EndpointClass::ScriptHost;
+    }
+    // Anything else on a criminal host receives data or serves the panel's dynamic script
+    // (`<script src=".../groups/_.php?r=0">`): the drop, or the ATS panel when the entry moves money.
     let panel_path = path.contains("/ats")
         || path.contains("ats.php")
         || path.contains("/adm")
         || path.contains("/panel");
-    if sends || (!static_script && found.via != "text") || (!static_script && found.via == "text") {
-        if (entry_has_ats || panel_path) && !static_script {
-            return EndpointClass::AtsPanel;
-        }
-        if !static_script {
-            return EndpointClass::Drop;
-        }
-    }
-    if static_script || path.ends_with(".css") {
-        EndpointClass::ScriptHost
+    if entry_has_ats || panel_path {
+        EndpointClass::AtsPanel
     } else {
         EndpointClass::Drop
     }
@@ -436,9 +437,10 @@ fn use_of(before: &str) -> &'static str {
         || near.contains("jquery.ajax(")
     {
         "xhr"
-    } else if near.contains("getscript(") {
-        "src"
-    } else if tail(24).contains("src=") || tail(24).contains("src =") || tail(24).contains("href=")
+    } else if near.contains("getscript(")
+        || tail(24).contains("src=")
+        || tail(24).contains("src =")
+        || tail(24).contains("href=")
     {
         "src"
     } else {

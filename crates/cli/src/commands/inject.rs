@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use dropwatch_inject::{analyze, parse_zeus, EndpointClass, InjectAnalysis, Mode, ParseOutput};
+use dropwatch_inject::{analyze_with, parse_any, EndpointClass, InjectAnalysis, Mode, ParseOutput};
 use dropwatch_masks::InstitutionIndex;
 use dropwatch_model::{Registry, ServerRole};
 use dropwatch_monitor::KIND_HTTP_JSONL;
@@ -40,6 +40,9 @@ pub enum InjectCmd {
 pub struct FileReport {
     pub file: String,
     pub sha256: String,
+    /// The detected format and charset.
+    pub format: String,
+    pub charset: String,
     pub injects: usize,
     pub diagnostics: Vec<dropwatch_inject::Diagnostic>,
     pub analysis: InjectAnalysis,
@@ -52,11 +55,13 @@ pub fn analyze_bytes(
     index: &InstitutionIndex,
 ) -> anyhow::Result<(ParseOutput, FileReport)> {
     let mode = if strict { Mode::Strict } else { Mode::Tolerant };
-    let parsed = parse_zeus(bytes, mode).map_err(|d| anyhow::anyhow!("{name}:{d}"))?;
-    let analysis = analyze(&parsed.injects, index);
+    let parsed = parse_any(bytes, mode).map_err(|d| anyhow::anyhow!("{name}:{d}"))?;
+    let analysis = analyze_with(&parsed.injects, index, &|b| parsed.decode(b));
     let report = FileReport {
         file: name.to_string(),
         sha256: hex::encode(Sha256::digest(bytes)),
+        format: format!("{:?}", parsed.format),
+        charset: parsed.charset.to_string(),
         injects: parsed.injects.len(),
         diagnostics: parsed.diagnostics.clone(),
         analysis,
@@ -119,7 +124,13 @@ pub async fn register(
 }
 
 fn print_text(r: &FileReport) {
-    println!("{}  sha256 {}", r.file.escape_debug(), r.sha256);
+    println!(
+        "{}  sha256 {}  {} ({})",
+        r.file.escape_debug(),
+        r.sha256,
+        r.format,
+        r.charset
+    );
     println!(
         "  injects: {}  diagnostics: {}",
         r.injects,
