@@ -301,11 +301,12 @@ pub fn analyze_with(
             let kind = classify_field(&name, label.as_deref())
                 .or(password_type.then_some(FieldKind::Password));
             if let Some(kind) = kind {
-                if !out
+                let tail_start = out
                     .fields
                     .iter()
-                    .any(|f| f.name == name && f.entry == entry)
-                {
+                    .rposition(|f| f.entry != entry)
+                    .map_or(0, |i| i + 1);
+                if !out.fields[tail_start..].iter().any(|f| f.name == name) {
                     out.fields.push(AskedField {
                         name,
                         label,
@@ -319,8 +320,14 @@ pub fn analyze_with(
     out
 }
 
+/// Adds an endpoint unless the same entry already has it. Endpoints of one entry are contiguous
+/// at the end of the list, so only that tail is searched: no quadratic cost over a file.
 fn push_endpoint(list: &mut Vec<Endpoint>, e: Endpoint) {
-    if !list.iter().any(|x| x.url == e.url && x.entry == e.entry) {
+    let tail_start = list
+        .iter()
+        .rposition(|x| x.entry != e.entry)
+        .map_or(0, |i| i + 1);
+    if !list[tail_start..].iter().any(|x| x.url == e.url) {
         list.push(e);
     }
 }
@@ -546,43 +553,58 @@ fn find_endpoints(raw: &str) -> Vec<FoundUrl> {
 }
 
 /// Finds absolute (`http`, `https`, `ws`, `wss`), protocol-relative and bare `IPv4:port` URLs;
-/// returns (start, end, url) with `//host` turned into `https://host`.
+/// returns (start, end, url) with `//host` turned into `https://host`, in text order.
+///
+/// Only the places that can start a URL are visited: each `//` (found with a fast substring
+/// search) and each `:` between digits, so the scan costs little more than a memchr pass.
 fn scan_urls(text: &str) -> Vec<(usize, usize, String)> {
     let b = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let rest = &b[i..];
-        let prefix = ["https://", "http://", "wss://", "ws://"]
-            .into_iter()
-            .find(|p| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p.as_bytes()));
-        let (skip, add_scheme) = if let Some(p) = prefix {
-            if i > 0 && b[i - 1].is_ascii_alphanumeric() {
-                i += 1;
-                continue;
+    let mut starts: Vec<(usize, usize, &'static str)> = Vec::new(); // (url start, host start, scheme to add)
+    for slashes in memchr::memmem::find_iter(b, b"//") {
+        let before = &b[..slashes];
+        let scheme = ["https:", "http:", "wss:", "ws:"].into_iter().find(|p| {
+            before.len() >= p.len()
+                && before[before.len() - p.len()..].eq_ignore_ascii_case(p.as_bytes())
+        });
+        if let Some(p) = scheme {
+            let start = slashes - p.len();
+            if start == 0 || !b[start - 1].is_ascii_alphanumeric() {
+                starts.push((start, slashes + 2, ""));
             }
-            (p.len(), "")
-        } else if rest.starts_with(b"//")
-            && i > 0
-            && matches!(b[i - 1], b'"' | b'\'' | b'=' | b'(')
-            && rest.get(2).is_some_and(|c| c.is_ascii_alphanumeric())
+        } else if slashes > 0
+            && matches!(b[slashes - 1], b'"' | b'\'' | b'=' | b'(')
+            && b.get(slashes + 2)
+                .is_some_and(|c| c.is_ascii_alphanumeric())
         {
-            (2, "https:")
-        } else if rest[0].is_ascii_digit()
-            && (i == 0 || matches!(b[i - 1], b'"' | b'\'' | b'=' | b'(' | b' ' | b'/'))
+            starts.push((slashes, slashes + 2, "https:"));
+        }
+    }
+    for colon in memchr::memchr_iter(b':', b) {
+        if colon == 0
+            || !b[colon - 1].is_ascii_digit()
+            || !b.get(colon + 1).is_some_and(u8::is_ascii_digit)
         {
-            match bare_ip_port(rest) {
-                Some(_) => (0, "http://"),
-                None => {
-                    i += 1;
-                    continue;
-                }
-            }
-        } else {
-            i += 1;
             continue;
-        };
-        let end = rest
+        }
+        let start = b[..colon]
+            .iter()
+            .rposition(|c| !(c.is_ascii_digit() || *c == b'.'))
+            .map_or(0, |i| i + 1);
+        if (start == 0 || matches!(b[start - 1], b'"' | b'\'' | b'=' | b'(' | b' ' | b'/'))
+            && !(start >= 2 && &b[start - 2..start] == b"//")
+            && bare_ip_port(&b[start..]).is_some()
+        {
+            starts.push((start, start, "http://"));
+        }
+    }
+    starts.sort_unstable();
+    let mut out = Vec::new();
+    let mut next_free = 0;
+    for (start, host_start, add_scheme) in starts {
+        if start < next_free {
+            continue;
+        }
+        let end = b[start..]
             .iter()
             .position(|&c| {
                 c.is_ascii_whitespace()
@@ -601,12 +623,15 @@ fn scan_urls(text: &str) -> Vec<(usize, usize, String)> {
                             | b'}'
                     )
             })
-            .unwrap_or(rest.len());
-        if end > skip {
-            let url = format!("{add_scheme}{}", String::from_utf8_lossy(&rest[..end]));
-            out.push((i, i + end, url));
+            .map_or(b.len(), |i| start + i);
+        if end > host_start {
+            out.push((
+                start,
+                end,
+                format!("{add_scheme}{}", String::from_utf8_lossy(&b[start..end])),
+            ));
+            next_free = end;
         }
-        i += end.max(1);
     }
     out
 }
