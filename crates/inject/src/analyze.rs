@@ -256,7 +256,29 @@ pub fn analyze_with(
             }
         }
         if inject.is_grab() {
-            // With `L` the inject block is only a label placed before the grabbed text, not HTML.
+            // With `L` the inject block is only a label placed before the grabbed text, not HTML;
+            // the anchors around the grabbed text name the fields it captures.
+            for block in &inject.blocks {
+                for anchor in [&block.before, &block.after] {
+                    for name in find_name_attributes(&decode(anchor)) {
+                        if let Some(kind) = classify_field(&name, None) {
+                            let tail_start = out
+                                .fields
+                                .iter()
+                                .rposition(|f| f.entry != entry)
+                                .map_or(0, |i| i + 1);
+                            if !out.fields[tail_start..].iter().any(|f| f.name == name) {
+                                out.fields.push(AskedField {
+                                    name,
+                                    label: Some("grabbed".into()),
+                                    kind,
+                                    entry,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
             continue;
         }
         let mut entry_text = String::new();
@@ -470,6 +492,25 @@ fn find_endpoints(raw: &str) -> Vec<FoundUrl> {
         }
     };
 
+    // `src="some_domain.com/some.js"`: a host without a scheme in a src or action attribute.
+    for (via, attr_name) in [("src", &b"src="[..]), ("action", &b"action="[..])] {
+        for at in memchr::memmem::find_iter(text.as_bytes(), attr_name) {
+            let value_start = at + attr_name.len();
+            let rest = &text[value_start..];
+            let (quote, rest) = match rest.chars().next() {
+                Some(q @ ('"' | '\'')) => (Some(q), &rest[1..]),
+                _ => (None, rest),
+            };
+            let value = rest
+                .split(|c: char| Some(c) == quote || c.is_whitespace() || c == '>')
+                .next()
+                .unwrap_or("");
+            if let Some(url) = schemeless_url(value) {
+                push(url, via);
+            }
+        }
+    }
+
     // Variables holding URLs, and their uses.
     let mut vars: HashMap<String, String> = HashMap::new();
     for (start, end, url) in scan_urls(&text) {
@@ -631,6 +672,48 @@ fn scan_urls(text: &str) -> Vec<(usize, usize, String)> {
                 format!("{add_scheme}{}", String::from_utf8_lossy(&b[start..end])),
             ));
             next_free = end;
+        }
+    }
+    out
+}
+
+/// `host.tld/path` (no scheme) as an `http://` URL, when the first segment is a plausible host.
+fn schemeless_url(value: &str) -> Option<String> {
+    let (host, _) = value.split_once('/')?;
+    let labels: Vec<&str> = host.split('.').collect();
+    let tld = labels.last()?;
+    let plausible = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        && tld.len() >= 2
+        && tld.bytes().all(|b| b.is_ascii_alphabetic())
+        && !matches!(
+            tld.to_ascii_lowercase().as_str(),
+            "js" | "css" | "php" | "html" | "htm" | "asp" | "aspx" | "jsp" | "gif" | "png" | "jpg"
+        );
+    plausible.then(|| format!("http://{value}"))
+}
+
+/// Values of `name=` attributes anywhere in a text (grab anchors are fragments, not whole tags).
+fn find_name_attributes(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for at in memchr::memmem::find_iter(text.as_bytes(), b"name=") {
+        if at > 0 && text.as_bytes()[at - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let rest = &text[at + 5..];
+        let value = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => rest[1..].split(q).next().unwrap_or(""),
+            _ => rest
+                .split(|c: char| c.is_whitespace() || c == '>' || c == '*')
+                .next()
+                .unwrap_or(""),
+        };
+        if !value.is_empty() && value.len() <= 64 && !out.iter().any(|v| v == value) {
+            out.push(value.to_string());
         }
     }
     out
@@ -811,7 +894,9 @@ const LABEL_RULES: &[(&[&str], FieldKind)] = &[
         &[
             "生年月日",
             "date of birth",
-            "birth",
+            "birth date",
+            "birthdate",
+            "birthday",
             "geburtsdatum",
             "fecha de nacimiento",
         ],
@@ -867,13 +952,16 @@ const LABEL_RULES: &[(&[&str], FieldKind)] = &[
 
 /// Extra name rules beyond the secret classifier shared with record analysis.
 const NAME_RULES: &[(&[&str], FieldKind)] = &[
-    (&["question"], FieldKind::SecretQuestion),
+    (&["securitykey", "question"], FieldKind::SecretQuestion),
     (&["maiden", "mmn"], FieldKind::MothersMaidenName),
     (
         &["expir", "expdate", "expmonth", "expyear", "ccexp"],
         FieldKind::Expiry,
     ),
-    (&["birth", "dob", "bday"], FieldKind::DateOfBirth),
+    (
+        &["birthdate", "birthday", "dateofbirth", "dob", "bday"],
+        FieldKind::DateOfBirth,
+    ),
     (
         &["ssn", "mynumber", "nationalid", "dni", "pesel"],
         FieldKind::NationalId,
@@ -922,6 +1010,10 @@ pub fn classify_field(name: &str, label: Option<&str>) -> Option<FieldKind> {
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect();
+    if n.ends_with("ans") && n.len() > 3 {
+        // `securityKey1Ans`, `q1ans`: the answer to a security question.
+        return Some(FieldKind::SecretAnswer);
+    }
     NAME_RULES
         .iter()
         .find(|(words, _)| words.iter().any(|w| n.contains(w)))
@@ -1186,6 +1278,34 @@ set_url https://mail.other.example/* GPL\r\ndata_before\r\ndata_end\r\ndata_inje
         assert_eq!(
             a.endpoints_of(EndpointClass::Drop),
             vec!["http://203.0.113.5:443".to_string()]
+        );
+    }
+
+    #[test]
+    fn schemeless_script_hosts_and_grabbed_fields() {
+        let a = analyze(&[entry("<script id=\"myjs1\" src=\"some_domain.com/some.js\"></script><img src=\"img/logo.gif\">")], &index());
+        assert_eq!(
+            a.endpoints_of(EndpointClass::ScriptHost),
+            vec!["http://some_domain.com/some.js".to_string()]
+        );
+        assert_eq!(
+            a.endpoints.len(),
+            1,
+            "a relative path is not a host: {:?}",
+            a.endpoints
+        );
+        let mut grab = entry("WEBMAIL:");
+        grab.flags = "GPL".into();
+        grab.blocks[0].before = b"<select name=\"securityKey1\"*<option selected*>".to_vec();
+        grab.blocks[0].after = b"name=\"securityKey1Ans\"*value=\"".to_vec();
+        let a = analyze(&[grab], &index());
+        let got: Vec<_> = a.fields.iter().map(|f| (f.name.as_str(), f.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("securityKey1", FieldKind::SecretQuestion),
+                ("securityKey1Ans", FieldKind::SecretAnswer)
+            ]
         );
     }
 

@@ -167,7 +167,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> {
                 .filter(|t| t.institution_id.is_none())
                 .map(|t| t.url_mask.clone()),
         );
-        super::inject::register(&store, &parsed, &report).await?;
+        super::inject::register(&store, &parsed, &report, &index).await?;
     }
     targeted.sort();
     targeted.dedup();

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use dropwatch_inject::{analyze_with, parse_any, EndpointClass, InjectAnalysis, Mode, ParseOutput};
 use dropwatch_masks::InstitutionIndex;
-use dropwatch_model::{Registry, ServerRole};
+use dropwatch_model::{Institution, Registry, ServerRole};
 use dropwatch_monitor::KIND_HTTP_JSONL;
 use dropwatch_store::Store;
 use serde::Serialize;
@@ -81,11 +81,36 @@ fn role_of(class: EndpointClass) -> Option<(ServerRole, bool)> {
 
 /// Stores a parsed file: the sample, its injects, the servers found and monitor sources for drops.
 /// Returns the ids of the monitor sources.
+/// `base` with `overrides` replacing entries of the same id and adding new ones.
+pub fn merge_registries(base: Vec<Institution>, overrides: Vec<Institution>) -> Vec<Institution> {
+    let mut out: Vec<Institution> = base
+        .into_iter()
+        .filter(|b| !overrides.iter().any(|o| o.id == b.id))
+        .collect();
+    out.extend(overrides);
+    out
+}
+
 pub async fn register(
     store: &Store,
     parsed: &ParseOutput,
     report: &FileReport,
+    index: &InstitutionIndex,
 ) -> anyhow::Result<Vec<i64>> {
+    // Targets may name institutions known only to the bundled registry: record them first.
+    let known: Vec<String> = store
+        .list_institutions()
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    for id in report.analysis.institutions() {
+        if !known.contains(&id) {
+            if let Some(inst) = index.get(&id) {
+                store.upsert_institution(inst).await?;
+            }
+        }
+    }
     let sample = store
         .upsert_sample(&report.sha256, "webinjects", Some(&report.file))
         .await?;
@@ -224,8 +249,12 @@ pub async fn run(ctx: &Context, cmd: InjectCmd) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("{} is not a registry", path.display()))?;
                     reg.institutions
                 }
-                (None, Some(db)) => db.list_institutions().await?,
-                (None, None) => Vec::new(),
+                // The store's institutions, over the bundled registry (the store wins on an id).
+                (None, Some(db)) => merge_registries(
+                    dropwatch_masks::bundled_registry().institutions,
+                    db.list_institutions().await?,
+                ),
+                (None, None) => dropwatch_masks::bundled_registry().institutions,
             };
             let index = InstitutionIndex::new(institutions);
             let mut reports = Vec::new();
@@ -245,7 +274,7 @@ pub async fn run(ctx: &Context, cmd: InjectCmd) -> anyhow::Result<ExitCode> {
                     print_text(&report);
                 }
                 if let (true, Some(db)) = (store, &db) {
-                    let sources = register(db, &parsed, &report).await?;
+                    let sources = register(db, &parsed, &report, &index).await?;
                     eprintln!(
                         "{name}: stored {} injects; watching {} drop source(s)",
                         report.injects,

@@ -29,8 +29,15 @@ pub enum InstitutionCmd {
         #[arg(long = "account-field")]
         account_fields: Vec<String>,
     },
-    /// Add or update every institution of a registry file (`{"institutions": [...]}`).
-    Import { file: PathBuf },
+    /// Add or update every institution of a registry file (`{"institutions": [...]}`, see
+    /// docs/registry.md), or of the bundled registry.
+    Import {
+        #[arg(required_unless_present = "bundled")]
+        file: Option<PathBuf>,
+        /// Import the registry bundled with dropwatch (major banks of Japan and of the corpus).
+        #[arg(long, conflicts_with = "file")]
+        bundled: bool,
+    },
     List {
         #[arg(long)]
         json: bool,
@@ -69,11 +76,16 @@ pub async fn run(ctx: &Context, cmd: InstitutionCmd) -> anyhow::Result<ExitCode>
                 .await?;
             println!("institution {id} saved");
         }
-        InstitutionCmd::Import { file } => {
-            let reg: Registry = serde_json::from_slice(
-                &std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?,
-            )
-            .with_context(|| format!("{} is not a registry", file.display()))?;
+        InstitutionCmd::Import { file, bundled } => {
+            let reg = match (file, bundled) {
+                (Some(file), _) => {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    serde_json::from_slice::<Registry>(&bytes)
+                        .with_context(|| format!("{} is not a registry", file.display()))?
+                }
+                (None, _) => dropwatch_masks::bundled_registry(),
+            };
             for inst in &reg.institutions {
                 store.upsert_institution(inst).await?;
             }
