@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::Args;
 use dropwatch_deliver::DeliveryConfig;
 use dropwatch_masks::InstitutionIndex;
-use dropwatch_model::{ServerRole, Urgency};
+use dropwatch_model::{SecretKind, ServerRole, Urgency};
 use dropwatch_monitor::{MonitorConfig, MonitorTotals};
 use dropwatch_testkit::drop_server::{self, DropServerConfig};
 use dropwatch_testkit::{generate, receiver, GenerateOptions};
@@ -76,6 +76,18 @@ struct Summary {
     ground_truth_victims: usize,
     ground_truth_match: bool,
     elapsed_ms: u128,
+}
+
+type VictimKey = (String, String, Vec<SecretKind>, Urgency);
+
+fn sorted_victims<'a>(
+    it: impl Iterator<Item = (&'a String, &'a String, &'a Vec<SecretKind>, Urgency)>,
+) -> Vec<VictimKey> {
+    let mut v: Vec<VictimKey> = it
+        .map(|(i, a, e, u)| (i.clone(), a.clone(), e.clone(), u))
+        .collect();
+    v.sort();
+    v
 }
 
 fn percentile(sorted_micros: &[i64], p: f64) -> f64 {
@@ -239,37 +251,18 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let victims = store.list_victims("demo", None).await?;
     let latencies = store.delivery_latencies().await?;
-    let found: Vec<(String, String, Vec<_>, Urgency)> = {
-        let mut v: Vec<_> = victims
+    // The demo checks itself against the generator's ground truth: same victims, same exposure.
+    let found = sorted_victims(
+        victims
             .iter()
-            .map(|v| {
-                (
-                    v.institution_id.clone(),
-                    v.account.clone(),
-                    v.exposed.clone(),
-                    v.urgency,
-                )
-            })
-            .collect();
-        v.sort();
-        v
-    };
-    let expected: Vec<(String, String, Vec<_>, Urgency)> = {
-        let mut v: Vec<_> = truth
+            .map(|v| (&v.institution_id, &v.account, &v.exposed, v.urgency)),
+    );
+    let expected = sorted_victims(
+        truth
             .victims
             .iter()
-            .map(|v| {
-                (
-                    v.institution_id.clone(),
-                    v.account.clone(),
-                    v.exposed.clone(),
-                    v.urgency,
-                )
-            })
-            .collect();
-        v.sort();
-        v
-    };
+            .map(|v| (&v.institution_id, &v.account, &v.exposed, v.urgency)),
+    );
     let totals = monitor.totals();
     let summary = Summary {
         seed: args.seed,
