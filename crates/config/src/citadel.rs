@@ -63,12 +63,13 @@ impl CitadelKeys {
         key
     }
 
-    fn keys(&self) -> Keys {
+    pub(crate) fn keys(&self) -> Keys {
         Keys {
             rc4_state_sha256: Some(self.rc4_state.sha256_hex()),
             login_key: Some(String::from_utf8_lossy(&self.login_key).into_owned()),
             salt: self.salt.map(|s| format!("0x{s:08X}")),
             aes_key: Some(hex::encode(self.aes_key())),
+            aes_xor: (self.aes_xor != [0; 16]).then(|| hex::encode(self.aes_xor)),
         }
     }
 }

@@ -12,27 +12,38 @@
 //! * [`zeus`]: ZeuS 2.x / ICE IX / Evolution decryption (RC4 over the file, then the visual
 //!   chain), trying every keystream variant on the MD5 oracle.
 //! * [`citadel`]: Citadel "AES+" decryption.
-//! * [`builder`]: the reverse, to make test data.
+//! * [`pe`] and [`basecfg`]: the base config in an unpacked PE32 bot image (code pattern,
+//!   XOR with section 2, RC4 permutation search, URLs, botnet, Citadel login key / salt / AES
+//!   XOR key), and decryption of a config.bin with nothing but the image.
+//! * [`builder`]: the reverse, to make test data; [`pe_builder`]: synthetic bot images.
+//! * [`report`]: the stable JSON of `dropwatch config extract`.
 //!
 //! **Invariants:** no I/O; no panic on any input; memory bounded (a storage is at most 10 MiB,
 //! decompression is capped per item and per config, counts from the input are capped); every
 //! refusal names the check that failed and the offset it read.
 
+pub mod basecfg;
 pub mod binstorage;
 pub mod builder;
 pub mod citadel;
 pub mod decode;
 mod diag;
 pub mod nrv2b;
+pub mod pe;
+pub mod pe_builder;
 pub mod rc4;
+pub mod report;
 mod types;
 pub mod zeus;
 
+pub use basecfg::{extract_with_base, locate, BaseConfig, BaseConfigError, BaseConfigSummary};
 pub use binstorage::{ContainerError, ItemError, Storage};
 pub use citadel::{extract_citadel, CitadelKeys};
 pub use diag::{Diagnostic, MAX_DIAGNOSTICS};
 pub use nrv2b::Nrv2bError;
+pub use pe::PeError;
 pub use rc4::{Rc4State, Rc4StateLenError, Rc4Variant, RC4_STATE_LEN};
+pub use report::Report;
 pub use types::{
     Config, Family, ItemSummary, Keys, StorageSummary, Variant, WebDataFilter, WebFilter,
     WebFilterAction,
@@ -64,6 +75,22 @@ pub enum ConfigError {
         max_prefix: usize,
         first_failure: Option<ContainerError>,
     },
+    /// No RC4 state recovered from the bot image decrypts the config (as ZeuS, or as Citadel
+    /// when a login key was found). Each attempt: the state's offset in the base config, and
+    /// the check that failed.
+    #[error("config does not decrypt with the keys from the bot image: {}", summarize_base(.attempts))]
+    BaseKeys { attempts: Vec<(usize, ConfigError)> },
+}
+
+fn summarize_base(attempts: &[(usize, ConfigError)]) -> String {
+    if attempts.is_empty() {
+        return "no key to try".to_string();
+    }
+    attempts
+        .iter()
+        .map(|(off, e)| format!("[rc4 state at base config offset {off}] {e}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn summarize(attempts: &[Attempt]) -> String {

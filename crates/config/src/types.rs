@@ -160,6 +160,9 @@ pub struct Keys {
     pub salt: Option<String>,
     /// Citadel AES-128 key (hex), derived from the RC4 state and the login key.
     pub aes_key: Option<String>,
+    /// Citadel 16-byte XOR key applied after AES (hex); absent when none (all zeros).
+    #[serde(default)]
+    pub aes_xor: Option<String>,
 }
 
 /// One item of the container, as stored.

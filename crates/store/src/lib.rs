@@ -20,6 +20,12 @@ use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+mod configs;
+pub use configs::{
+    canonical_hash, canonical_json, ConfigEvent, ConfigInsert, ConfigRow, NewConfig,
+    EVENT_TARGETS_ADDED,
+};
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

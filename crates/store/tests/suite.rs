@@ -9,7 +9,10 @@ use dropwatch_model::{
     AlertPayload, AnalyzedRecord, Inject, InjectBlock, Institution, MaskedSecret, SecretKind,
     ServerRole, Urgency,
 };
-use dropwatch_store::{Attempt, AttemptNext, Backend, IngestBatch, Store, StoreError};
+use dropwatch_store::{
+    canonical_hash, Attempt, AttemptNext, Backend, IngestBatch, NewConfig, Store, StoreError,
+    EVENT_TARGETS_ADDED,
+};
 use sqlx::Connection;
 
 fn pg_admin_url() -> String {
@@ -438,3 +441,173 @@ async fn rejects_unknown_urls() {
         .close()
         .await;
 }
+
+fn new_config(
+    botnet: Option<&str>,
+    version: &str,
+    body: serde_json::Value,
+    targets: &[&str],
+) -> NewConfig {
+    NewConfig {
+        sample_id: None,
+        family: "zeus".into(),
+        version: Some(version.into()),
+        botnet: botnet.map(String::from),
+        body,
+        targets: targets.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+on_every_backend!(configs_dedupe_by_canonical_hash, |s: Store| async move {
+    let sample = s
+        .upsert_sample("cd".repeat(32).as_str(), "pe", Some("bot.exe"))
+        .await
+        .unwrap();
+    let body = serde_json::json!({
+        "family": "zeus", "botnet": "net1", "c2_urls": ["http://c2.example/gate.php"],
+        "injects": [{"url_mask": "https://a.example/*", "flags": "GP"},
+                    {"url_mask": "https://b.example/*", "flags": "G"}],
+    });
+    let mut cfg = new_config(
+        Some("net1"),
+        "2.0.8.9",
+        body,
+        &["https://a.example/*", "https://b.example/*"],
+    );
+    cfg.sample_id = Some(sample);
+    let first = s.insert_config(&cfg).await.unwrap();
+    assert!(first.is_new);
+    assert_eq!(
+        first.event, None,
+        "the first version of a botnet is no event"
+    );
+    // Same content, keys and list items in another order: the same config.
+    let reordered = serde_json::json!({
+        "injects": [{"flags": "G", "url_mask": "https://b.example/*"},
+                    {"flags": "GP", "url_mask": "https://a.example/*"}],
+        "c2_urls": ["http://c2.example/gate.php"], "botnet": "net1", "family": "zeus",
+    });
+    let again = s
+        .insert_config(&new_config(
+            Some("net1"),
+            "2.0.8.9",
+            reordered,
+            &["https://b.example/*"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.is_new), (first.id, false));
+    assert_eq!(again.canonical_hash, first.canonical_hash);
+    assert_eq!(again.canonical_hash, canonical_hash(&cfg.body));
+    let rows = s.list_configs().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].sample_id, Some(sample));
+    assert_eq!(rows[0].botnet.as_deref(), Some("net1"));
+    assert_eq!(
+        s.config_targets(first.id).await.unwrap(),
+        vec!["https://a.example/*", "https://b.example/*"]
+    );
+    assert!(s.config_events().await.unwrap().is_empty());
+});
+
+on_every_backend!(
+    a_new_version_that_adds_targets_is_an_event,
+    |s: Store| async move {
+        let v1 = s
+            .insert_config(&new_config(
+                Some("net1"),
+                "1.0.0.0",
+                serde_json::json!({"v": 1}),
+                &["https://a.example/*", "https://b.example/*"],
+            ))
+            .await
+            .unwrap();
+        // Another botnet and a config without botnet: no comparison with net1.
+        let other = s
+            .insert_config(&new_config(
+                Some("net2"),
+                "1.0.0.0",
+                serde_json::json!({"v": 2}),
+                &["https://z.example/*"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(other.event, None);
+        let anon = s
+            .insert_config(&new_config(
+                None,
+                "1.0.0.0",
+                serde_json::json!({"v": 3}),
+                &["https://y.example/*"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(anon.event, None);
+        // net1 v2 drops b and adds c and d (given twice): one event with c, d.
+        let v2 = s
+            .insert_config(&new_config(
+                Some("net1"),
+                "1.0.0.1",
+                serde_json::json!({"v": 4}),
+                &[
+                    "https://d.example/*",
+                    "https://a.example/*",
+                    "https://c.example/*",
+                    "https://c.example/*",
+                ],
+            ))
+            .await
+            .unwrap();
+        let ev = v2.event.clone().expect("targets were added");
+        assert_eq!(ev.previous_config_id, Some(v1.id));
+        assert_eq!(ev.config_id, v2.id);
+        assert_eq!(
+            (ev.family.as_str(), ev.botnet.as_str(), ev.kind.as_str()),
+            ("zeus", "net1", EVENT_TARGETS_ADDED)
+        );
+        assert_eq!(
+            ev.targets,
+            vec!["https://c.example/*", "https://d.example/*"]
+        );
+        // v3 only removes targets: no event. v4 re-adds b relative to v3: an event.
+        let v3 = s
+            .insert_config(&new_config(
+                Some("net1"),
+                "1.0.0.2",
+                serde_json::json!({"v": 5}),
+                &["https://a.example/*"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(v3.event, None);
+        let v4 = s
+            .insert_config(&new_config(
+                Some("net1"),
+                "1.0.0.3",
+                serde_json::json!({"v": 6}),
+                &["https://a.example/*", "https://b.example/*"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            v4.event.as_ref().map(|e| e.previous_config_id),
+            Some(Some(v3.id))
+        );
+        // Storing v2 again changes nothing.
+        let again = s
+            .insert_config(&new_config(
+                Some("net1"),
+                "1.0.0.1",
+                serde_json::json!({"v": 4}),
+                &["https://x.example/*"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!((again.id, again.is_new, again.event), (v2.id, false, None));
+        let events = s.config_events().await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0], ev);
+        assert_eq!(events[1].targets, vec!["https://b.example/*"]);
+        assert_eq!(s.list_configs().await.unwrap().len(), 6);
+    }
+);
