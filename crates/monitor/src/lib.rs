@@ -5,16 +5,28 @@
 //! `Range: bytes=<cursor>-` and stores the new cursor in the same transaction as the records,
 //! so a restart neither loses nor repeats a record. Bodies are read up to a limit; a partial
 //! last line waits for the next poll.
+//!
+//! [`panel_db`] reads a seized ZeuS 2.x / Citadel / SpyEye / Tinba panel database directly
+//! (source kind [`KIND_PANEL_MYSQL`]); its cursor is the last row id read per day table.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dropwatch_records::{parse_report_line, RecordAnalyzer};
+use dropwatch_records::RecordAnalyzer;
 use dropwatch_store::{now_micros, IngestBatch, IngestOutcome, MonitorSource, Store, StoreError};
 use rand::Rng;
 use tokio::sync::{watch, Notify};
+
+pub mod formats;
+pub mod panel_db;
+
+pub use formats::{
+    ByteCursor, DropFormat, Transport, KIND_FILE_CSV, KIND_FILE_JSON, KIND_FILE_REPORTS_TXT,
+    KIND_HTTP_CSV, KIND_HTTP_JSON, KIND_HTTP_REPORTS_TXT,
+};
+pub use panel_db::{PanelDbError, PanelDbLimits, KIND_PANEL_MYSQL};
 
 /// Source kind: an HTTP(S) URL serving panel reports as JSON lines, appended over time.
 pub const KIND_HTTP_JSONL: &str = "http_jsonl";
@@ -41,6 +53,10 @@ pub enum MonitorError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{url}: a snapshot larger than the {limit}-byte limit")]
+    TooLarge { url: String, limit: usize },
+    #[error("panel database: {0}")]
+    PanelDb(#[from] PanelDbError),
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +70,8 @@ pub struct MonitorConfig {
     pub user_agent: String,
     /// Allow loopback and private addresses (tests and the demo use 127.0.0.1).
     pub allow_private: bool,
+    /// Bounds of one poll of a panel database.
+    pub panel_db: panel_db::PanelDbLimits,
 }
 
 impl Default for MonitorConfig {
@@ -65,6 +83,7 @@ impl Default for MonitorConfig {
             request_timeout: Duration::from_secs(30),
             user_agent: concat!("dropwatch/", env!("CARGO_PKG_VERSION")).to_string(),
             allow_private: false,
+            panel_db: panel_db::PanelDbLimits::default(),
         }
     }
 }
@@ -73,8 +92,10 @@ impl Default for MonitorConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PollOutcome {
     pub bytes: u64,
+    /// Lines (or database rows) read.
     pub lines: u64,
-    /// Lines that were not panel reports, with their byte offset in the source.
+    /// Lines that were not panel reports, with their position in the source: the byte offset
+    /// for files and HTTP, the row id for panel databases (the message names the table).
     pub bad_lines: Vec<(u64, String)>,
     pub ingest: IngestOutcome,
 }
@@ -91,6 +112,24 @@ pub fn complete_lines(buf: &[u8]) -> (Vec<(usize, &[u8])>, usize) {
         start += i + 1;
     }
     (lines, start)
+}
+
+/// True when a URL host is loopback, private, link-local or unspecified (or absent).
+fn is_private_host(host: Option<url::Host<&str>>) -> bool {
+    match host {
+        Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
+        // Non-special schemes (`mysql://`) leave IPv4 literals as opaque "domains".
+        Some(url::Host::Domain(d)) => match d.parse::<IpAddr>() {
+            Ok(ip) => is_private(ip),
+            Err(_) => {
+                let d = d.trim_end_matches('.');
+                d.eq_ignore_ascii_case("localhost")
+                    || d.to_ascii_lowercase().ends_with(".localhost")
+            }
+        },
+        None => true,
+    }
 }
 
 fn is_private(ip: IpAddr) -> bool {
@@ -179,8 +218,8 @@ impl Monitor {
         })
     }
 
-    /// Analyses the complete lines of `data` (which starts at byte `base` of the source) and
-    /// ingests them with the cursor that follows them.
+    /// Analyses the complete JSON lines of `data` (which starts at byte `base` of the source)
+    /// and ingests them with the cursor that follows them.
     pub async fn ingest_chunk(
         &self,
         source: Option<&MonitorSource>,
@@ -188,29 +227,93 @@ impl Monitor {
         data: &[u8],
         fetched_at: i64,
     ) -> Result<PollOutcome, StoreError> {
-        let (lines, consumed) = complete_lines(data);
+        let cursor = ByteCursor {
+            offset: base,
+            header: None,
+        };
+        self.ingest_formatted(
+            source,
+            DropFormat::JsonLines,
+            &cursor,
+            data,
+            false,
+            fetched_at,
+        )
+        .await
+    }
+
+    /// Analyses the complete records of `data` in `format` (the chunk starts at
+    /// `cursor.offset`) and ingests them with the cursor that follows them. `full` says the
+    /// chunk filled the read limit: if it holds no complete record, it is one too large to
+    /// ever complete, and it is skipped (counted as a bad record) so the source moves on.
+    pub async fn ingest_formatted(
+        &self,
+        source: Option<&MonitorSource>,
+        format: DropFormat,
+        cursor: &ByteCursor,
+        data: &[u8],
+        full: bool,
+        fetched_at: i64,
+    ) -> Result<PollOutcome, StoreError> {
+        let base = cursor.offset;
+        let mut parsed = formats::parse_chunk(format, base, data, cursor.header.as_deref());
         let mut out = PollOutcome {
             bytes: data.len() as u64,
             ..PollOutcome::default()
         };
-        let mut records = Vec::with_capacity(lines.len());
-        for (offset, line) in lines {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
+        if full && parsed.consumed == 0 && format.is_append_only() {
+            tracing::warn!(
+                source = source.map(|s| s.url.as_str()),
+                offset = base,
+                len = data.len(),
+                "skipping a record larger than the read limit"
+            );
+            out.bad_lines.push((
+                base,
+                format!(
+                    "a record exceeds the {}-byte read limit; skipped",
+                    data.len()
+                ),
+            ));
+            parsed.consumed = data.len();
+        }
+        let mut records = Vec::with_capacity(parsed.records.len());
+        for (at, report) in parsed.records {
             out.lines += 1;
-            match parse_report_line(line) {
+            match report {
                 Ok(report) => records.push(self.analyzer.analyze(&report)),
                 Err(e) => {
-                    let at = base + offset as u64;
-                    tracing::warn!(source = source.map(|s| s.url.as_str()), offset = at, error = %e, "skipping a line that is not a panel report");
+                    tracing::warn!(source = source.map(|s| s.url.as_str()), offset = at, error = %e, "skipping a record that is not a panel report");
                     out.bad_lines.push((at, e.to_string()));
                 }
             }
         }
+        let next = if format.is_append_only() {
+            ByteCursor {
+                offset: base + parsed.consumed as u64,
+                header: parsed.header,
+            }
+        } else {
+            // A snapshot has no position: it is read whole every time.
+            ByteCursor::default()
+        };
+        self.ingest_records(source, next.to_text(), records, out, fetched_at)
+            .await
+    }
+
+    /// Ingests analysed records with the source's next cursor in one store transaction, and
+    /// counts the outcome. Every connector ends here.
+    async fn ingest_records(
+        &self,
+        source: Option<&MonitorSource>,
+        cursor: String,
+        records: Vec<dropwatch_model::AnalyzedRecord>,
+        mut out: PollOutcome,
+        fetched_at: i64,
+    ) -> Result<PollOutcome, StoreError> {
         let batch = IngestBatch {
             source_id: source.map(|s| s.id),
-            cursor: Some((base + consumed as u64).to_string()),
+            cursor: Some(cursor),
             fetched_at,
             source_server: source.map(|s| s.url.clone()),
             records,
@@ -225,10 +328,14 @@ impl Monitor {
 
     /// Polls one source once.
     pub async fn poll(&self, source: &MonitorSource) -> Result<PollOutcome, MonitorError> {
-        let res = match source.kind.as_str() {
-            KIND_HTTP_JSONL => self.poll_http(source).await,
-            KIND_FILE_JSONL => self.poll_file(source).await,
-            other => Err(MonitorError::UnsupportedKind(other.to_string())),
+        let res = match (
+            source.kind.as_str(),
+            formats::byte_source_kind(&source.kind),
+        ) {
+            (KIND_PANEL_MYSQL, _) => self.poll_panel_mysql(source).await,
+            (_, Some((Transport::Http, format))) => self.poll_http(source, format).await,
+            (_, Some((Transport::File, format))) => self.poll_file(source, format).await,
+            (other, _) => Err(MonitorError::UnsupportedKind(other.to_string())),
         };
         if let Err(e) = &res {
             self.store
@@ -238,34 +345,23 @@ impl Monitor {
         res
     }
 
-    fn cursor(source: &MonitorSource) -> u64 {
-        source
-            .cursor
-            .as_deref()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
-    }
-
-    async fn poll_http(&self, source: &MonitorSource) -> Result<PollOutcome, MonitorError> {
+    async fn poll_http(
+        &self,
+        source: &MonitorSource,
+        format: DropFormat,
+    ) -> Result<PollOutcome, MonitorError> {
         let url =
             url::Url::parse(&source.url).map_err(|_| MonitorError::BadUrl(source.url.clone()))?;
-        if !self.config.allow_private {
-            let private = match url.host() {
-                Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
-                Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
-                Some(url::Host::Domain(d)) => {
-                    d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
-                }
-                None => true,
-            };
-            if private {
-                return Err(MonitorError::PrivateAddress(source.url.clone()));
-            }
+        if !self.config.allow_private && is_private_host(url.host()) {
+            return Err(MonitorError::PrivateAddress(source.url.clone()));
         }
-        let cursor = Self::cursor(source);
+        let mut cursor = ByteCursor::parse(source.cursor.as_deref());
+        if !format.is_append_only() {
+            cursor = ByteCursor::default();
+        }
         let mut req = self.client.get(url.clone());
-        if cursor > 0 {
-            req = req.header("range", format!("bytes={cursor}-"));
+        if cursor.offset > 0 {
+            req = req.header("range", format!("bytes={}-", cursor.offset));
         }
         let http_err = |e| MonitorError::Http {
             url: source.url.clone(),
@@ -284,33 +380,46 @@ impl Monitor {
             });
         }
         let mut body = Vec::new();
+        let mut full = false;
         while let Some(chunk) = res.chunk().await.map_err(http_err)? {
             body.extend_from_slice(&chunk);
             if body.len() >= self.config.max_body_bytes {
                 body.truncate(self.config.max_body_bytes);
+                full = true;
                 break;
             }
         }
+        if full && !format.is_append_only() {
+            return Err(MonitorError::TooLarge {
+                url: source.url.clone(),
+                limit: self.config.max_body_bytes,
+            });
+        }
         let fetched_at = now_micros();
-        let (base, data) = if status == 206 {
-            (cursor, &body[..])
-        } else if body.len() as u64 >= cursor {
+        let data = if status == 206 {
+            &body[..]
+        } else if body.len() as u64 >= cursor.offset {
             // The server ignored Range: skip what we already have.
-            (cursor, &body[cursor as usize..])
+            &body[cursor.offset as usize..]
         } else {
-            tracing::warn!(source = %source.url, cursor, len = body.len(), "source shrank; reading it again from the start");
-            (0, &body[..])
+            tracing::warn!(source = %source.url, cursor = cursor.offset, len = body.len(), "source shrank; reading it again from the start");
+            cursor = ByteCursor::default();
+            &body[..]
         };
         if data.is_empty() {
             self.store.note_poll(source.id, None).await?;
             return Ok(PollOutcome::default());
         }
         Ok(self
-            .ingest_chunk(Some(source), base, data, fetched_at)
+            .ingest_formatted(Some(source), format, &cursor, data, full, fetched_at)
             .await?)
     }
 
-    async fn poll_file(&self, source: &MonitorSource) -> Result<PollOutcome, MonitorError> {
+    async fn poll_file(
+        &self,
+        source: &MonitorSource,
+        format: DropFormat,
+    ) -> Result<PollOutcome, MonitorError> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let io_err = |e| MonitorError::Io {
             path: source.url.clone(),
@@ -318,8 +427,21 @@ impl Monitor {
         };
         let mut file = tokio::fs::File::open(&source.url).await.map_err(io_err)?;
         let len = file.metadata().await.map_err(io_err)?.len();
-        let cursor = Self::cursor(source).min(len);
-        file.seek(std::io::SeekFrom::Start(cursor))
+        let mut cursor = ByteCursor::parse(source.cursor.as_deref());
+        if !format.is_append_only() {
+            cursor = ByteCursor::default();
+            if len > self.config.max_body_bytes as u64 {
+                return Err(MonitorError::TooLarge {
+                    url: source.url.clone(),
+                    limit: self.config.max_body_bytes,
+                });
+            }
+        }
+        if cursor.offset > len {
+            tracing::warn!(source = %source.url, cursor = cursor.offset, len, "file shrank; reading it again from the start");
+            cursor = ByteCursor::default();
+        }
+        file.seek(std::io::SeekFrom::Start(cursor.offset))
             .await
             .map_err(io_err)?;
         let mut data = Vec::new();
@@ -328,10 +450,12 @@ impl Monitor {
             .await
             .map_err(io_err)?;
         if data.is_empty() {
+            self.store.note_poll(source.id, None).await?;
             return Ok(PollOutcome::default());
         }
+        let full = data.len() >= self.config.max_body_bytes;
         Ok(self
-            .ingest_chunk(Some(source), cursor, &data, now_micros())
+            .ingest_formatted(Some(source), format, &cursor, &data, full, now_micros())
             .await?)
     }
 
@@ -418,5 +542,17 @@ mod tests {
         for ip in ["203.0.113.7", "8.8.8.8", "2001:db8::1"] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
+        for url in [
+            "mysql://root@127.0.0.1:3306/panel",
+            "mysql://root@10.0.0.5/panel",
+            "mysql://root@[::1]/panel",
+            "mysql://root@LOCALHOST./panel",
+            "http://127.0.0.1/",
+        ] {
+            let u = url::Url::parse(url).unwrap();
+            assert!(is_private_host(u.host()), "{url}");
+        }
+        let u = url::Url::parse("mysql://root@203.0.113.7/panel").unwrap();
+        assert!(!is_private_host(u.host()));
     }
 }

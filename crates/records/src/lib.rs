@@ -2,7 +2,9 @@
 //!
 //! [`parse_context`] reads the ZeuS-family form-grab layout (`URL`, `Referer:`, `User input:`,
 //! optional `HTTP authentication:`, `POST data:` and `name=value` lines; see
-//! `../shared/design/formats/drops-and-sharing.md` §1.1). [`RecordAnalyzer`] turns a
+//! `../shared/design/formats/drops-and-sharing.md` §1.1), KINS's `UserInput:` after
+//! `POST data:`, webinject captures (`Grabbed data from:`, type 201), and URL-encoded, JSON and
+//! `multipart/form-data` bodies. [`RecordAnalyzer`] turns a
 //! [`PanelReport`] into an [`AnalyzedRecord`]: the institution (by URL, then Referer), the
 //! account identifier, every secret masked and keyed-hashed, a keyed fingerprint, and urgency.
 //!
@@ -89,32 +91,43 @@ pub struct ParsedContext {
 }
 
 /// Parses the ZeuS 2.x / KINS / Citadel form-grab layout. Tolerant: unknown lines are skipped.
+///
+/// Layouts (`../shared/design/formats/drops-and-sharing.md` §1.1):
+/// - ZeuS 2.0.8.9 form grab (types 11, 12): `URL[ *BLOCKED*]`, `Referer: ..`, `User input: ..`,
+///   optional `HTTP authentication: username="..", password=".."`, `POST data:`, a blank line,
+///   then the body.
+/// - KINS: the same, with the keystroke log as `UserInput:` right after `POST data:`.
+/// - Webinject capture (type 201, BLT_GRABBED_HTTP): `Grabbed data from: URL`, a blank line,
+///   then the captured data, read like a body.
+///
+/// The body is read as JSON when it is a JSON object (`{"login":..,"password":..}`, nested
+/// objects flattened to their leaf names), as `multipart/form-data` when it starts with a
+/// boundary line followed by `Content-Disposition` headers, and otherwise as URL-encoded
+/// `name=value` pairs (the bot turned `&` into line breaks; a body that kept them is split
+/// here too). `*EMPTY*` and `*UNKNOWN*` bodies have no fields.
 pub fn parse_context(context: &str) -> ParsedContext {
     let mut out = ParsedContext::default();
     let mut lines = context
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let mut in_body = false;
     if let Some(first) = lines.next() {
-        let first = first.strip_prefix("Grabbed data from: ").unwrap_or(first);
+        let grabbed = first.strip_prefix("Grabbed data from:");
+        in_body = grabbed.is_some();
+        let first = grabbed.unwrap_or(first);
         out.url = first.trim_end_matches(" *BLOCKED*").trim().to_string();
     }
-    let mut in_body = false;
+    let mut body: Vec<&str> = Vec::new();
     for line in lines {
         if in_body {
-            if line.is_empty() || line == "*EMPTY*" || line == "*UNKNOWN*" {
-                continue;
-            }
             if let Some(rest) = line.strip_prefix("UserInput:") {
                 // KINS puts the keystroke log after `POST data:`.
-                set_nonempty(&mut out.user_input, rest);
-                continue;
-            }
-            // The bot turned `&` into line breaks; a body that kept them is split here too.
-            for pair in line.split('&') {
-                if let Some((name, value)) = pair.split_once('=') {
-                    out.fields.push((decode(name), decode(value)));
+                if body.is_empty() {
+                    set_nonempty(&mut out.user_input, rest);
+                    continue;
                 }
             }
+            body.push(line);
         } else if let Some(rest) = line.strip_prefix("Referer:") {
             let r = rest.trim();
             if !r.is_empty() && r != "-" {
@@ -128,7 +141,138 @@ pub fn parse_context(context: &str) -> ParsedContext {
             in_body = true;
         }
     }
+    out.fields = parse_body(&body);
     out
+}
+
+/// Most fields read from one body; the rest are ignored.
+pub const MAX_BODY_FIELDS: usize = 1024;
+
+/// Deepest JSON nesting flattened; deeper values are ignored.
+const MAX_JSON_DEPTH: usize = 8;
+
+/// The fields of a POST body (or grabbed data), given as its lines.
+fn parse_body(lines: &[&str]) -> Vec<(String, String)> {
+    let first = lines.iter().position(|l| !l.trim().is_empty());
+    let Some(first) = first else {
+        return Vec::new();
+    };
+    let lines = &lines[first..];
+    if lines[0].trim_start().starts_with('{') {
+        if let Ok(serde_json::Value::Object(map)) =
+            serde_json::from_str::<serde_json::Value>(&lines.join("\n"))
+        {
+            let mut out = Vec::new();
+            flatten_json(None, &serde_json::Value::Object(map), 0, &mut out);
+            return out;
+        }
+    }
+    if let Some(fields) = parse_multipart(lines) {
+        return fields;
+    }
+    let mut out = Vec::new();
+    for line in lines {
+        if line.is_empty() || *line == "*EMPTY*" || *line == "*UNKNOWN*" {
+            continue;
+        }
+        for pair in line.split('&') {
+            if let Some((name, value)) = pair.split_once('=') {
+                if out.len() < MAX_BODY_FIELDS {
+                    out.push((decode(name), decode(value)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Leaf values of a JSON body under their own key (arrays under their parent's key).
+fn flatten_json(
+    name: Option<&str>,
+    value: &serde_json::Value,
+    depth: usize,
+    out: &mut Vec<(String, String)>,
+) {
+    use serde_json::Value;
+    if out.len() >= MAX_BODY_FIELDS || depth > MAX_JSON_DEPTH {
+        return;
+    }
+    let leaf = match value {
+        Value::Null => return,
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        Value::Array(items) => {
+            for item in items {
+                flatten_json(name, item, depth + 1, out);
+            }
+            return;
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                flatten_json(Some(k), v, depth + 1, out);
+            }
+            return;
+        }
+    };
+    if let Some(name) = name {
+        out.push((name.to_string(), leaf));
+    }
+}
+
+/// A `multipart/form-data` body: a boundary line (`--...`), then parts of headers, a blank
+/// line and a value. Parts with a `filename` (uploads) are skipped. `None` if it is not one.
+fn parse_multipart(lines: &[&str]) -> Option<Vec<(String, String)>> {
+    let boundary = lines.first()?.trim_end();
+    if !boundary.starts_with("--") || boundary.len() < 3 || boundary.contains('=') {
+        return None;
+    }
+    let closing = format!("{boundary}--");
+    let mut out = Vec::new();
+    let mut i = 1;
+    let mut saw_part = false;
+    while i < lines.len() {
+        // Headers of one part.
+        let mut name = None;
+        let mut upload = false;
+        while i < lines.len() && !lines[i].trim().is_empty() {
+            let h = lines[i];
+            let is_disposition = h
+                .get(..20)
+                .is_some_and(|p| p.eq_ignore_ascii_case("content-disposition:"));
+            if is_disposition {
+                saw_part = true;
+                name = header_param(h, "name");
+                upload = header_param(h, "filename").is_some();
+            }
+            i += 1;
+        }
+        i += 1;
+        // The value runs to the next boundary.
+        let start = i.min(lines.len());
+        while i < lines.len() && lines[i].trim_end() != boundary && lines[i].trim_end() != closing {
+            i += 1;
+        }
+        let value = lines[start..i.min(lines.len())].join("\n");
+        if let Some(name) = name.filter(|_| !upload) {
+            if out.len() < MAX_BODY_FIELDS {
+                out.push((name, value.trim().to_string()));
+            }
+        }
+        if i < lines.len() && lines[i].trim_end() == closing {
+            break;
+        }
+        i += 1;
+    }
+    saw_part.then_some(out)
+}
+
+/// The value of `param="..."` (or unquoted) in a header line.
+fn header_param(header: &str, param: &str) -> Option<String> {
+    header.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case(param)).then(|| v.trim().trim_matches('"').to_string())
+    })
 }
 
 fn set_nonempty(slot: &mut Option<String>, s: &str) {
@@ -466,6 +610,125 @@ mod tests {
         assert_eq!(a.institution_id, None);
         assert_eq!(a.account.as_deref(), Some("bob"));
         assert_eq!(a.exposed(), vec![SecretKind::Password]);
+    }
+
+    /// Asserts that none of `secrets` appears in the analysed record's `Debug` output.
+    fn assert_no_leak(a: &AnalyzedRecord, secrets: &[&str]) {
+        let dump = format!("{a:?}");
+        for secret in secrets {
+            assert!(!dump.contains(secret), "{secret} leaked: {dump}");
+        }
+    }
+
+    fn secret_kinds(a: &AnalyzedRecord) -> Vec<(SecretKind, u32)> {
+        let mut k: Vec<(SecretKind, u32)> = a.secrets.iter().map(|s| (s.kind, s.length)).collect();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn kins_keystrokes_after_post_data() {
+        // KINS: `URL\nReferer: ..\n[HTTP auth line]POST data:\nUserInput:<keys>\n\n<body>` (§1.1).
+        let ctx = "https://ib.a-bank.example/login.do\nReferer: https://ib.a-bank.example/\nPOST data:\nUserInput:555-0101\tKinsPw77\n\nkouza_no=555-0101\npassword=KinsPw77\n";
+        let c = parse_context(ctx);
+        assert_eq!(c.user_input.as_deref(), Some("555-0101\tKinsPw77"));
+        assert_eq!(c.fields.len(), 2);
+        let a = analyzer().analyze(&report(ctx));
+        assert_eq!(a.institution_id.as_deref(), Some("jp-a"));
+        assert_eq!(a.account.as_deref(), Some("555-0101"));
+        assert_eq!(secret_kinds(&a), vec![(SecretKind::Password, 8)]);
+        assert!(a.other_fields.contains(&"user_input".to_string()));
+        assert_no_leak(&a, &["KinsPw77"]);
+    }
+
+    #[test]
+    fn grabbed_data_records() {
+        // BLT_GRABBED_HTTP (201): `Grabbed data from: URL\n\n<captured data>` (§1.1).
+        let ctx = "Grabbed data from: https://ib.a-bank.example/transfer.do\n\nkouza_no=777-1234\nansho=8642\ntan=517273\n";
+        let c = parse_context(ctx);
+        assert_eq!(c.url, "https://ib.a-bank.example/transfer.do");
+        assert_eq!(c.fields.len(), 3);
+        let mut r = report(ctx);
+        r.report_type = 201;
+        r.path_source = "https://ib.a-bank.example/transfer.do".into();
+        let a = analyzer().analyze(&r);
+        assert_eq!(a.institution_id.as_deref(), Some("jp-a"));
+        assert_eq!(a.account.as_deref(), Some("777-1234"));
+        assert_eq!(
+            secret_kinds(&a),
+            vec![(SecretKind::Pin, 4), (SecretKind::OneTimeCode, 6)]
+        );
+        assert_eq!(a.urgency, Urgency::Critical);
+        assert_no_leak(&a, &["8642", "517273"]);
+        // Captured text that is not `name=value` yields no fields and leaks nothing.
+        let a = analyzer().analyze(&report(
+            "Grabbed data from: https://ib.a-bank.example/top\n\n<b>Balance: 1,234,567 JPY</b>\n",
+        ));
+        assert!(a.secrets.is_empty());
+        assert_no_leak(&a, &["1,234,567"]);
+    }
+
+    #[test]
+    fn json_bodies() {
+        let ctx = "https://ib.a-bank.example/api/login\nReferer: -\nUser input: \nPOST data:\n\n{\"login\":\"taro.example\",\"password\":\"J$0nPass!\",\"device\":{\"otp\":\"661204\",\"remember\":true},\"answers\":[\"blue\"]}\n";
+        let c = parse_context(ctx);
+        assert!(c
+            .fields
+            .contains(&("login".to_string(), "taro.example".to_string())));
+        assert!(c
+            .fields
+            .contains(&("remember".to_string(), "true".to_string())));
+        let a = analyzer().analyze(&report(ctx));
+        assert_eq!(a.institution_id.as_deref(), Some("jp-a"));
+        assert_eq!(a.account.as_deref(), Some("taro.example"));
+        assert_eq!(
+            secret_kinds(&a),
+            vec![
+                (SecretKind::Password, 9),
+                (SecretKind::OneTimeCode, 6),
+                (SecretKind::SecretAnswer, 4)
+            ]
+        );
+        assert_no_leak(&a, &["J$0nPass!", "661204", "blue"]);
+        // A body that only looks like JSON falls back to name=value.
+        let c = parse_context("https://x.example/\nPOST data:\n\n{broken\nuser=a\n");
+        assert_eq!(c.fields, vec![("user".to_string(), "a".to_string())]);
+    }
+
+    #[test]
+    fn multipart_bodies() {
+        let ctx = "https://ib.a-bank.example/login.do\r\nReferer: https://ib.a-bank.example/\r\nUser input: \r\nPOST data:\r\n\r\n------WebKitFormBoundaryX1\r\nContent-Disposition: form-data; name=\"kouza_no\"\r\n\r\n321-9876\r\n------WebKitFormBoundaryX1\r\nContent-Disposition: form-data; name=\"pass_word\"\r\n\r\nMultiP@ss9\r\n------WebKitFormBoundaryX1\r\nContent-Disposition: form-data; name=\"scan\"; filename=\"id.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n------WebKitFormBoundaryX1--\r\n";
+        let c = parse_context(ctx);
+        assert_eq!(
+            c.fields,
+            vec![
+                ("kouza_no".to_string(), "321-9876".to_string()),
+                ("pass_word".to_string(), "MultiP@ss9".to_string())
+            ]
+        );
+        let a = analyzer().analyze(&report(ctx));
+        assert_eq!(a.institution_id.as_deref(), Some("jp-a"));
+        assert_eq!(a.account.as_deref(), Some("321-9876"));
+        assert_eq!(secret_kinds(&a), vec![(SecretKind::Password, 10)]);
+        assert_no_leak(&a, &["MultiP@ss9", "PNGDATA"]);
+    }
+
+    #[test]
+    fn hostile_bodies_are_bounded() {
+        let deep = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
+        let c = parse_context(&format!("https://x.example/\nPOST data:\n\n{deep}\n"));
+        assert!(c.fields.len() <= 1);
+        let many = "a=1&".repeat(10_000);
+        let c = parse_context(&format!("https://x.example/\nPOST data:\n\n{many}\n"));
+        assert_eq!(c.fields.len(), MAX_BODY_FIELDS);
+        let parts = "--b\nContent-Disposition: form-data; name=\"é\"\n\nv\n".repeat(5_000);
+        let c = parse_context(&format!("https://x.example/\nPOST data:\n\n{parts}--b--\n"));
+        assert_eq!(c.fields.len(), MAX_BODY_FIELDS);
+        // A multipart header line with a multi-byte character at byte 20 does not panic.
+        let c = parse_context(
+            "https://x.example/\nPOST data:\n\n--b\nContent-Dispositioné: x\n\nv\n--b--\n",
+        );
+        assert!(c.fields.is_empty());
     }
 
     #[test]

@@ -1,0 +1,648 @@
+//! Drop data formats served over HTTP or kept in files, turned into [`PanelReport`]s.
+//!
+//! Besides the JSON lines of the original connector, drops are seen as:
+//! - a **JSON array** of reports (a listing page): a snapshot, read whole each poll (up to
+//!   the body limit); the store's fingerprints keep re-read rows from becoming new records;
+//! - **CSV** with a header row whose columns are named like the panel's `botnet_reports`
+//!   columns (`id`, `bot_id`, `botnet`, `type`, `path_source`, `context`, `ipv4`, `country`,
+//!   `rtime`; others are ignored), RFC 4180 quoting (a quoted `context` keeps its line breaks);
+//! - the ZeuS panel's file mode **`reports.txt`** (`../shared/design/formats/drops-and-sharing.md`
+//!   §1.1, `reports_to_fs`): blocks of `key=value` lines (`bot_id`, `botnet`, `type`, `rtime`,
+//!   `ipv4`, `country`, `path_source`, ...) ending with `context=` and the raw log, which runs
+//!   to the block's end; blocks are separated by a line of 80 `=`. A block is complete once
+//!   the separator line after it is (a log that itself holds such a line is split there: the
+//!   format has no escaping). Blocks carry no row id; the block's byte offset in the file is
+//!   used as its id.
+//!
+//! JSON lines, CSV and `reports.txt` are append-only: the cursor is the byte offset after the
+//! last complete record (line, CSV record, block), resumed with `Range` over HTTP; a CSV
+//! cursor also keeps the header's column names, since a resumed read does not see the header.
+//! Everything here is pure and bounded: records longer than [`MAX_RECORD_BYTES`] are refused,
+//! CSV records keep at most [`MAX_CSV_FIELDS`] fields, and nothing panics on hostile input.
+
+use dropwatch_model::PanelReport;
+use dropwatch_records::{parse_report_line, MAX_RECORD_BYTES};
+
+use crate::complete_lines;
+
+/// Source kind: an HTTP(S) URL serving a JSON array of panel reports (a listing page).
+pub const KIND_HTTP_JSON: &str = "http_json";
+/// Source kind: a local file holding a JSON array of panel reports.
+pub const KIND_FILE_JSON: &str = "file_json";
+/// Source kind: an HTTP(S) URL serving panel reports as CSV with a header row, appended over time.
+pub const KIND_HTTP_CSV: &str = "http_csv";
+/// Source kind: a local CSV file of panel reports with a header row.
+pub const KIND_FILE_CSV: &str = "file_csv";
+/// Source kind: an HTTP(S) URL serving a ZeuS file-mode `reports.txt`.
+pub const KIND_HTTP_REPORTS_TXT: &str = "http_reports_txt";
+/// Source kind: a local ZeuS file-mode `reports.txt`.
+pub const KIND_FILE_REPORTS_TXT: &str = "file_reports_txt";
+
+/// Most fields kept from one CSV record; further fields are scanned and dropped.
+pub const MAX_CSV_FIELDS: usize = 256;
+
+/// The line that separates `reports.txt` blocks: 80 `=`.
+pub const REPORTS_TXT_SEPARATOR: &[u8; 80] = &[b'='; 80];
+
+/// How a source's bytes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropFormat {
+    JsonLines,
+    JsonArray,
+    Csv,
+    ReportsTxt,
+}
+
+impl DropFormat {
+    /// Append-only formats are resumed from a byte cursor; the others are read whole.
+    pub fn is_append_only(self) -> bool {
+        !matches!(self, DropFormat::JsonArray)
+    }
+}
+
+/// Where a source's bytes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    Http,
+    File,
+}
+
+/// Every byte-oriented source kind, with its transport and format.
+pub const BYTE_SOURCE_KINDS: &[(&str, Transport, DropFormat)] = &[
+    (
+        crate::KIND_HTTP_JSONL,
+        Transport::Http,
+        DropFormat::JsonLines,
+    ),
+    (
+        crate::KIND_FILE_JSONL,
+        Transport::File,
+        DropFormat::JsonLines,
+    ),
+    (KIND_HTTP_JSON, Transport::Http, DropFormat::JsonArray),
+    (KIND_FILE_JSON, Transport::File, DropFormat::JsonArray),
+    (KIND_HTTP_CSV, Transport::Http, DropFormat::Csv),
+    (KIND_FILE_CSV, Transport::File, DropFormat::Csv),
+    (
+        KIND_HTTP_REPORTS_TXT,
+        Transport::Http,
+        DropFormat::ReportsTxt,
+    ),
+    (
+        KIND_FILE_REPORTS_TXT,
+        Transport::File,
+        DropFormat::ReportsTxt,
+    ),
+];
+
+/// The transport and format of a byte-oriented source kind.
+pub fn byte_source_kind(kind: &str) -> Option<(Transport, DropFormat)> {
+    BYTE_SOURCE_KINDS
+        .iter()
+        .find(|(k, _, _)| *k == kind)
+        .map(|&(_, t, f)| (t, f))
+}
+
+/// Why one record of a drop could not be read. The rest of the data is read on.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FormatError {
+    #[error(transparent)]
+    Record(#[from] dropwatch_records::RecordError),
+    #[error("record of {0} bytes exceeds the {MAX_RECORD_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("not a JSON array of reports: {0}")]
+    NotAnArray(String),
+    #[error("CSV has no `context` column (header: {0})")]
+    NoContextColumn(String),
+    #[error("field {field:?} is not a number")]
+    NotANumber { field: &'static str },
+    #[error("reports.txt block without a `context=` line")]
+    NoContext,
+}
+
+/// The cursor of a byte-oriented source: the offset after the last complete record, and for
+/// CSV the header's column names. Stored as a bare number when there is no header (the
+/// original JSON-lines cursor), as JSON otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ByteCursor {
+    pub offset: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Vec<String>>,
+}
+
+impl ByteCursor {
+    /// Reads a stored cursor; anything unreadable is the start of the source.
+    pub fn parse(text: Option<&str>) -> ByteCursor {
+        let Some(text) = text.map(str::trim) else {
+            return ByteCursor::default();
+        };
+        if let Ok(offset) = text.parse() {
+            return ByteCursor {
+                offset,
+                header: None,
+            };
+        }
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    pub fn to_text(&self) -> String {
+        match &self.header {
+            None => self.offset.to_string(),
+            Some(_) => serde_json::to_string(self).unwrap_or_else(|_| self.offset.to_string()),
+        }
+    }
+}
+
+/// What parsing a chunk of a source gave.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// Each record's position (byte offset in the source, or index in a JSON array) and the
+    /// report or why it could not be read.
+    pub records: Vec<(u64, Result<PanelReport, FormatError>)>,
+    /// Bytes of the chunk that were complete records (or skippable blank lines).
+    pub consumed: usize,
+    /// The CSV header in force after this chunk.
+    pub header: Option<Vec<String>>,
+}
+
+/// Parses the complete records at the front of `data`, which starts at byte `base` of the
+/// source. For CSV, `header` is the header read before `base` (none at the start).
+pub fn parse_chunk(
+    format: DropFormat,
+    base: u64,
+    data: &[u8],
+    header: Option<&[String]>,
+) -> Parsed {
+    match format {
+        DropFormat::JsonLines => {
+            let (lines, consumed) = complete_lines(data);
+            let records = lines
+                .into_iter()
+                .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+                .map(|(at, l)| {
+                    (
+                        base + at as u64,
+                        parse_report_line(l).map_err(FormatError::from),
+                    )
+                })
+                .collect();
+            Parsed {
+                records,
+                consumed,
+                header: None,
+            }
+        }
+        DropFormat::JsonArray => Parsed {
+            records: parse_json_array(data),
+            consumed: data.len(),
+            header: None,
+        },
+        DropFormat::Csv => parse_csv(base, data, header),
+        DropFormat::ReportsTxt => parse_reports_txt(base, data),
+    }
+}
+
+fn parse_json_array(data: &[u8]) -> Vec<(u64, Result<PanelReport, FormatError>)> {
+    let items: Vec<serde_json::Value> = match serde_json::from_slice(data) {
+        Ok(v) => v,
+        Err(e) => return vec![(0, Err(FormatError::NotAnArray(e.to_string())))],
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let r = serde_json::from_value::<PanelReport>(v).map_err(|e| {
+                FormatError::Record(dropwatch_records::RecordError::Json {
+                    column: 0,
+                    message: e.to_string(),
+                })
+            });
+            (i as u64, r)
+        })
+        .collect()
+}
+
+/// One CSV record: its byte offset and its fields, unquoted.
+pub type CsvRecord = (usize, Vec<Vec<u8>>);
+
+/// Splits complete CSV records off the front of `data`: each record's offset and fields, and
+/// the bytes they span. A record is complete at a line break outside quotes.
+pub fn csv_records(data: &[u8]) -> (Vec<CsvRecord>, usize) {
+    let mut out = Vec::new();
+    let mut consumed = 0;
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    let mut field = Vec::new();
+    let mut in_quotes = false;
+    let mut start = 0;
+    let mut i = 0;
+    while i < data.len() {
+        let b = data[i];
+        if in_quotes {
+            if b == b'"' {
+                if data.get(i + 1) == Some(&b'"') {
+                    field.push(b'"');
+                    i += 1;
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                field.push(b);
+            }
+        } else {
+            match b {
+                b'"' if field.is_empty() => in_quotes = true,
+                b',' => push_field(&mut fields, &mut field),
+                b'\n' => {
+                    if field.last() == Some(&b'\r') {
+                        field.pop();
+                    }
+                    push_field(&mut fields, &mut field);
+                    let blank = fields.len() == 1 && fields[0].is_empty();
+                    let record = std::mem::take(&mut fields);
+                    if !blank {
+                        out.push((start, record));
+                    }
+                    consumed = i + 1;
+                    start = i + 1;
+                }
+                _ => field.push(b),
+            }
+        }
+        i += 1;
+    }
+    (out, consumed)
+}
+
+fn push_field(fields: &mut Vec<Vec<u8>>, field: &mut Vec<u8>) {
+    let f = std::mem::take(field);
+    if fields.len() < MAX_CSV_FIELDS {
+        fields.push(f);
+    }
+}
+
+fn parse_csv(base: u64, data: &[u8], header: Option<&[String]>) -> Parsed {
+    let (rows, consumed) = csv_records(data);
+    let mut header: Option<Vec<String>> = header.map(<[String]>::to_vec);
+    let mut records = Vec::new();
+    for (at, fields) in rows {
+        let size: usize = fields.iter().map(Vec::len).sum();
+        let at = base + at as u64;
+        let Some(names) = &header else {
+            header = Some(
+                fields
+                    .iter()
+                    .map(|f| {
+                        let f = f.strip_prefix(b"\xef\xbb\xbf").unwrap_or(f);
+                        String::from_utf8_lossy(f).trim().to_ascii_lowercase()
+                    })
+                    .collect(),
+            );
+            continue;
+        };
+        if size > MAX_RECORD_BYTES {
+            records.push((at, Err(FormatError::TooLarge(size))));
+            continue;
+        }
+        let get = |name: &str| -> Option<String> {
+            let i = names.iter().position(|n| n == name)?;
+            fields
+                .get(i)
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+        };
+        let report = (|| {
+            let context =
+                get("context").ok_or_else(|| FormatError::NoContextColumn(names.join(",")))?;
+            Ok(PanelReport {
+                id: number(get("id"), "id")?.unwrap_or(at),
+                bot_id: get("bot_id").unwrap_or_default(),
+                botnet: get("botnet").unwrap_or_default(),
+                report_type: number(get("type"), "type")?.unwrap_or(0),
+                path_source: get("path_source").unwrap_or_default(),
+                context,
+                ipv4: get("ipv4").unwrap_or_default(),
+                country: get("country").unwrap_or_default(),
+                rtime: number(get("rtime"), "rtime")?.unwrap_or(0),
+            })
+        })();
+        records.push((at, report));
+    }
+    Parsed {
+        records,
+        consumed,
+        header,
+    }
+}
+
+/// An optional number; blank is absent, anything else must parse.
+fn number<T: std::str::FromStr>(
+    value: Option<String>,
+    field: &'static str,
+) -> Result<Option<T>, FormatError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| FormatError::NotANumber { field }),
+    }
+}
+
+/// Splits complete `reports.txt` blocks off the front of `data`: each block's offset and bytes
+/// (separator excluded), and the bytes they span with their separators. Blank blocks (a
+/// leading separator) are skipped.
+pub fn report_blocks(data: &[u8]) -> (Vec<(usize, &[u8])>, usize) {
+    let mut out = Vec::new();
+    let mut block_start = 0;
+    let mut consumed = 0;
+    let mut line_start = 0;
+    while let Some(n) = memchr_nl(&data[line_start..]) {
+        let line_end = line_start + n;
+        let line = &data[line_start..line_end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line == REPORTS_TXT_SEPARATOR {
+            let block = &data[block_start..line_start];
+            if !block.iter().all(u8::is_ascii_whitespace) {
+                out.push((block_start, block));
+            }
+            block_start = line_end + 1;
+            consumed = block_start;
+        }
+        line_start = line_end + 1;
+    }
+    (out, consumed)
+}
+
+fn memchr_nl(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == b'\n')
+}
+
+fn parse_reports_txt(base: u64, data: &[u8]) -> Parsed {
+    let (blocks, consumed) = report_blocks(data);
+    let records = blocks
+        .into_iter()
+        .map(|(at, block)| {
+            let at = base + at as u64;
+            (at, parse_report_block(at, block))
+        })
+        .collect();
+    Parsed {
+        records,
+        consumed,
+        header: None,
+    }
+}
+
+/// One `reports.txt` block; `id` is its offset in the file.
+pub fn parse_report_block(id: u64, block: &[u8]) -> Result<PanelReport, FormatError> {
+    if block.len() > MAX_RECORD_BYTES {
+        return Err(FormatError::TooLarge(block.len()));
+    }
+    let mut report = PanelReport {
+        id,
+        bot_id: String::new(),
+        botnet: String::new(),
+        report_type: 0,
+        path_source: String::new(),
+        context: String::new(),
+        ipv4: String::new(),
+        country: String::new(),
+        rtime: 0,
+    };
+    let mut rest = block;
+    while !rest.is_empty() {
+        if let Some(ctx) = rest.strip_prefix(b"context=") {
+            let ctx = ctx.strip_suffix(b"\n").unwrap_or(ctx);
+            let ctx = ctx.strip_suffix(b"\r").unwrap_or(ctx);
+            report.context = String::from_utf8_lossy(ctx).into_owned();
+            return Ok(report);
+        }
+        let (line, next) = match memchr_nl(rest) {
+            Some(n) => (&rest[..n], &rest[n + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().to_string();
+        match key.trim() {
+            "bot_id" => report.bot_id = value,
+            "botnet" => report.botnet = value,
+            "type" => {
+                report.report_type = number(Some(value), "type")?.unwrap_or(0);
+            }
+            "rtime" => report.rtime = number(Some(value), "rtime")?.unwrap_or(0),
+            "ipv4" => report.ipv4 = value,
+            "country" => report.country = value,
+            "path_source" => report.path_source = value,
+            _ => {}
+        }
+    }
+    Err(FormatError::NoContext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CTX: &str = "https://ib.a-bank.example/login.do\nReferer: https://ib.a-bank.example/\nUser input: x\nPOST data:\n\nkouza_no=123-4567\npassword=S3cr3t%21pw\n";
+
+    fn block(bot: &str, ctx: &str) -> String {
+        format!(
+            "bot_id={bot}\nbotnet=bn1\nbot_version=33556745\nipv4=203.0.113.9\ncountry=JP\ntype=12\nrtime=1795000000\ntime_system=1795000000\nprocess_name=iexplore.exe\npath_source=https://ib.a-bank.example/login.do\ncontext={ctx}\n{}\n",
+            "=".repeat(80)
+        )
+    }
+
+    #[test]
+    fn kinds_map_to_transport_and_format() {
+        assert_eq!(
+            byte_source_kind(KIND_HTTP_CSV),
+            Some((Transport::Http, DropFormat::Csv))
+        );
+        assert_eq!(
+            byte_source_kind(crate::KIND_FILE_JSONL),
+            Some((Transport::File, DropFormat::JsonLines))
+        );
+        assert_eq!(byte_source_kind("panel_mysql"), None);
+        assert!(!DropFormat::JsonArray.is_append_only());
+    }
+
+    #[test]
+    fn cursors_keep_the_old_form_and_carry_a_header() {
+        assert_eq!(ByteCursor::parse(Some("42")).offset, 42);
+        assert_eq!(ByteCursor::parse(Some("42")).to_text(), "42");
+        assert_eq!(ByteCursor::parse(None), ByteCursor::default());
+        assert_eq!(ByteCursor::parse(Some("junk")), ByteCursor::default());
+        let c = ByteCursor {
+            offset: 7,
+            header: Some(vec!["id".into(), "context".into()]),
+        };
+        assert_eq!(ByteCursor::parse(Some(&c.to_text())), c);
+    }
+
+    #[test]
+    fn reports_txt_blocks_wait_for_their_separator() {
+        let a = block("BOT_A", CTX);
+        let b = block("BOT_B", "line one\r\nline two");
+        // A leading separator, two complete blocks and a partial third.
+        let data = format!("{}\n{a}{b}bot_id=BOT_C\ncontext=half", "=".repeat(80));
+        let p = parse_chunk(DropFormat::ReportsTxt, 100, data.as_bytes(), None);
+        assert_eq!(p.records.len(), 2);
+        assert_eq!(p.consumed, 81 + a.len() + b.len());
+        let r = p.records[0].1.as_ref().unwrap();
+        assert_eq!(p.records[0].0, 181);
+        assert_eq!(r.id, 181);
+        assert_eq!(r.bot_id, "BOT_A");
+        assert_eq!(r.botnet, "bn1");
+        assert_eq!(r.report_type, 12);
+        assert_eq!(r.rtime, 1_795_000_000);
+        assert_eq!(r.country, "JP");
+        assert_eq!(r.path_source, "https://ib.a-bank.example/login.do");
+        assert_eq!(r.context, CTX);
+        let r = p.records[1].1.as_ref().unwrap();
+        assert_eq!(r.context, "line one\r\nline two");
+        // Resuming after the consumed bytes gives the third block once it is complete.
+        let tail = format!("{}\n{}\n", &data[p.consumed..], "=".repeat(80));
+        let q = parse_chunk(
+            DropFormat::ReportsTxt,
+            100 + p.consumed as u64,
+            tail.as_bytes(),
+            None,
+        );
+        assert_eq!(q.records.len(), 1);
+        assert_eq!(q.records[0].1.as_ref().unwrap().bot_id, "BOT_C");
+        assert_eq!(q.consumed, tail.len());
+    }
+
+    #[test]
+    fn reports_txt_bad_blocks_are_errors() {
+        let sep = "=".repeat(80);
+        let data = format!("bot_id=X\nno context here\n{sep}\ntype=abc\ncontext=x\n{sep}\n");
+        let p = parse_chunk(DropFormat::ReportsTxt, 0, data.as_bytes(), None);
+        assert_eq!(p.records.len(), 2);
+        assert_eq!(p.records[0].1, Err(FormatError::NoContext));
+        assert_eq!(
+            p.records[1].1,
+            Err(FormatError::NotANumber { field: "type" })
+        );
+        // 79 or 81 `=` is not a separator.
+        let near = format!("context=x\n{}\n{}\n", "=".repeat(79), "=".repeat(81));
+        assert_eq!(report_blocks(near.as_bytes()).1, 0);
+    }
+
+    #[test]
+    fn csv_with_header_quotes_and_resumption() {
+        let header = "id,bot_id,botnet,type,path_source,context,ipv4,country,rtime,extra\r\n";
+        let row1 = format!(
+            "5,BOT_A,bn1,12,https://ib.a-bank.example/login.do,\"{}\",203.0.113.9,JP,1795000000,z\r\n",
+            CTX.replace('"', "\"\"")
+        );
+        let row2 = "6,BOT_B,,11,http://x.example/,\"say \"\"hi\"\", ok\",,,,\n";
+        let partial = "7,BOT_C,,12,https://y.example/,\"unterminated\nstill";
+        let data = format!("{header}{row1}\n{row2}{partial}");
+        let p = parse_chunk(DropFormat::Csv, 0, data.as_bytes(), None);
+        assert_eq!(p.records.len(), 2);
+        assert_eq!(p.consumed, data.len() - partial.len());
+        let r = p.records[0].1.as_ref().unwrap();
+        assert_eq!((r.id, r.bot_id.as_str(), r.report_type), (5, "BOT_A", 12));
+        assert_eq!(r.context, CTX);
+        assert_eq!(r.rtime, 1_795_000_000);
+        let r = p.records[1].1.as_ref().unwrap();
+        assert_eq!(r.context, "say \"hi\", ok");
+        assert_eq!(r.botnet, "");
+        let header_names = p.header.clone().unwrap();
+        assert_eq!(header_names[5], "context");
+        // Resumed later from the cursor, without the header in the data.
+        let rest = format!("{partial}\"\n");
+        let q = parse_chunk(
+            DropFormat::Csv,
+            p.consumed as u64,
+            rest.as_bytes(),
+            Some(&header_names),
+        );
+        assert_eq!(q.records.len(), 1);
+        let r = q.records[0].1.as_ref().unwrap();
+        assert_eq!(r.context, "unterminated\nstill");
+        assert_eq!(r.id, 7);
+    }
+
+    #[test]
+    fn csv_without_context_or_with_bad_numbers() {
+        let p = parse_chunk(DropFormat::Csv, 0, b"id,bot_id\n1,A\n", None);
+        assert!(matches!(
+            p.records[0].1,
+            Err(FormatError::NoContextColumn(_))
+        ));
+        let p = parse_chunk(DropFormat::Csv, 0, b"context,type\nx,12a\n", None);
+        assert_eq!(
+            p.records[0].1,
+            Err(FormatError::NotANumber { field: "type" })
+        );
+        // No id column: the record's offset is its id.
+        let p = parse_chunk(DropFormat::Csv, 10, b"context\nabc\n", None);
+        assert_eq!(p.records[0].1.as_ref().unwrap().id, 18);
+    }
+
+    #[test]
+    fn json_array_listing() {
+        let data = br#"[{"id":1,"bot_id":"A","type":12,"path_source":"https://a.example/","context":"x"},
+                        {"id":2,"bot_id":"B"},
+                        {"id":3,"bot_id":"C","type":11,"path_source":"http://c.example/","context":"y","country":"JP"}]"#;
+        let p = parse_chunk(DropFormat::JsonArray, 0, data, None);
+        assert_eq!(p.consumed, data.len());
+        assert_eq!(p.records.len(), 3);
+        assert_eq!(p.records[0].1.as_ref().unwrap().bot_id, "A");
+        assert!(p.records[1].1.is_err());
+        assert_eq!(p.records[2].1.as_ref().unwrap().country, "JP");
+        let p = parse_chunk(DropFormat::JsonArray, 0, b"[{\"id\":1,", None);
+        assert!(matches!(p.records[0].1, Err(FormatError::NotAnArray(_))));
+    }
+
+    #[test]
+    fn hostile_input_never_panics_and_stays_bounded() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let alphabet = b"=\n\r\",{}[]:context=bot_id=type=12\xff\x00abc";
+        for _ in 0..3_000 {
+            let n = rng.random_range(0..400);
+            let mut bytes: Vec<u8> = (0..n)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            if rng.random_bool(0.3) {
+                bytes.extend_from_slice(REPORTS_TXT_SEPARATOR);
+                bytes.push(b'\n');
+            }
+            for format in [
+                DropFormat::JsonLines,
+                DropFormat::JsonArray,
+                DropFormat::Csv,
+                DropFormat::ReportsTxt,
+            ] {
+                let p = parse_chunk(format, 0, &bytes, None);
+                assert!(p.consumed <= bytes.len());
+                for (at, _) in &p.records {
+                    assert!(format == DropFormat::JsonArray || (*at as usize) < bytes.len().max(1));
+                }
+            }
+        }
+        // A CSV record with a million commas keeps a bounded number of fields.
+        let mut wide = b"context\n".to_vec();
+        wide.extend(std::iter::repeat_n(b',', 1_000_000));
+        wide.push(b'\n');
+        let (rows, _) = csv_records(&wide);
+        assert_eq!(rows[1].1.len(), MAX_CSV_FIELDS);
+        // An oversized block is refused, not returned.
+        let huge = format!(
+            "bot_id=A\ncontext={}\n{}\n",
+            "x".repeat(MAX_RECORD_BYTES),
+            "=".repeat(80)
+        );
+        let p = parse_chunk(DropFormat::ReportsTxt, 0, huge.as_bytes(), None);
+        assert!(matches!(p.records[0].1, Err(FormatError::TooLarge(_))));
+    }
+}
