@@ -47,11 +47,10 @@ enum Command {
     Ingest(commands::ingest::IngestArgs),
     /// List victims (every read is audited).
     Victims(commands::victims::VictimsArgs),
-    /// Run the API server and delivery worker (not built yet).
-    Serve {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
-    },
+    /// Run the institution API and the webhook delivery worker until Ctrl-C.
+    Serve(commands::serve::ServeArgs),
+    /// Read the audit log (who read what, every API request).
+    Audit(commands::audit::AuditArgs),
     /// Export indicators as STIX 2.1, MISP or CSV (not built yet).
     Export {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
@@ -120,9 +119,8 @@ fn main() -> ExitCode {
             Command::Monitor(cmd) => commands::monitor::run(&ctx, cmd).await,
             Command::Ingest(args) => commands::ingest::run(&ctx, args).await,
             Command::Victims(args) => commands::victims::run(&ctx, args).await,
-            Command::Serve { .. } => {
-                not_built("serve", "issue #6: institution API and delivery service")
-            }
+            Command::Serve(args) => commands::serve::run(&ctx, args).await,
+            Command::Audit(args) => commands::audit::run(&ctx, args).await,
             Command::Export { .. } => {
                 not_built("export", "issue #7: STIX 2.1, TAXII 2.1, MISP and CSV")
             }

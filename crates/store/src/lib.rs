@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+mod api;
+pub use api::*;
 mod configs;
 pub use configs::{
     canonical_hash, canonical_json, ConfigEvent, ConfigInsert, ConfigRow, NewConfig,

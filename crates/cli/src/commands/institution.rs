@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 use dropwatch_model::{Institution, Registry};
+use dropwatch_store::{Store, TokenScope, TokenSecret};
 
 use crate::context::{random_secret, Context};
 
@@ -42,6 +43,9 @@ pub enum InstitutionCmd {
         #[arg(long)]
         json: bool,
     },
+    /// API tokens: create (shown once), revoke, list.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Set where the institution's alerts go. Prints the signing secret once.
     Webhook {
         id: String,
@@ -51,6 +55,98 @@ pub enum InstitutionCmd {
         #[arg(long)]
         secret: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Create an API token and print it once (only its SHA-256 is stored).
+    Create {
+        /// The institution whose data an `institution` token may read; none for other roles.
+        #[arg(required_if_eq("role", "institution"))]
+        id: Option<String>,
+        #[arg(long, value_enum, default_value_t = Role::Institution)]
+        role: Role,
+        /// A name for the token, shown in the audit log.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Revoke a token by its id (from `token list` or `token create`).
+    Revoke { token_id: i64 },
+    /// List tokens (never their text).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Everything, every institution.
+    Analyst,
+    /// One institution's alerts and victims.
+    Institution,
+    /// Indicators only, no personal data.
+    Partner,
+}
+
+async fn run_token(store: &Store, cmd: TokenCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TokenCmd::Create { id, role, label } => {
+            let scope = match (role, id) {
+                (Role::Institution, Some(id)) => TokenScope::Institution(id),
+                (Role::Institution, None) => {
+                    anyhow::bail!("an institution token needs the institution's id")
+                }
+                (Role::Analyst | Role::Partner, Some(id)) => {
+                    anyhow::bail!("{id}: only institution tokens belong to an institution")
+                }
+                (Role::Analyst, None) => TokenScope::Analyst,
+                (Role::Partner, None) => TokenScope::Partner,
+            };
+            let label = label.unwrap_or_else(|| match &scope {
+                TokenScope::Institution(id) => id.clone(),
+                other => other.role().to_string(),
+            });
+            // 32 bytes from the OS-seeded CSPRNG.
+            let secret = TokenSecret::from_bytes(rand::random());
+            let token = store.create_api_token(&secret, &scope, &label).await?;
+            println!(
+                "token {} ({}, {label}) created; shown once, keep it secret:\n{}",
+                token.id,
+                scope.role(),
+                secret.expose()
+            );
+        }
+        TokenCmd::Revoke { token_id } => {
+            if store.revoke_api_token(token_id).await? {
+                println!("token {token_id} revoked");
+            } else {
+                anyhow::bail!("no active token {token_id}");
+            }
+        }
+        TokenCmd::List { json } => {
+            let tokens = store.list_api_tokens().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                for t in tokens {
+                    println!(
+                        "{:>4} {:<11} {:<24} {:<24} {}",
+                        t.id,
+                        t.scope.role(),
+                        t.scope.institution_id().unwrap_or("-"),
+                        t.label,
+                        if t.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run(ctx: &Context, cmd: InstitutionCmd) -> anyhow::Result<ExitCode> {
@@ -110,6 +206,7 @@ pub async fn run(ctx: &Context, cmd: InstitutionCmd) -> anyhow::Result<ExitCode>
                 }
             }
         }
+        InstitutionCmd::Token(cmd) => return run_token(&store, cmd).await,
         InstitutionCmd::Webhook { id, url, secret } => {
             let generated = secret.is_none();
             let secret = secret.unwrap_or_else(random_secret);

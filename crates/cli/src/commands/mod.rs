@@ -1,10 +1,12 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod ingest;
 pub mod inject;
 pub mod institution;
 pub mod monitor;
+pub mod serve;
 pub mod testkit;
 pub mod victims;
