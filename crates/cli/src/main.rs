@@ -51,6 +51,11 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Read the audit log (who read what, every API request).
     Audit(commands::audit::AuditArgs),
+    /// The alert outbox: list alerts by delivery status, re-deliver on demand.
+    #[command(subcommand)]
+    Alerts(commands::alerts::AlertsCmd),
+    /// Time to freeze: detected → delivered → acknowledged → frozen, overall and per institution.
+    Report(commands::report::ReportArgs),
     /// Export indicators as STIX 2.1, MISP or CSV (not built yet).
     Export {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
@@ -121,6 +126,8 @@ fn main() -> ExitCode {
             Command::Victims(args) => commands::victims::run(&ctx, args).await,
             Command::Serve(args) => commands::serve::run(&ctx, args).await,
             Command::Audit(args) => commands::audit::run(&ctx, args).await,
+            Command::Alerts(cmd) => commands::alerts::run(&ctx, cmd).await,
+            Command::Report(args) => commands::report::run(&ctx, args).await,
             Command::Export { .. } => {
                 not_built("export", "issue #7: STIX 2.1, TAXII 2.1, MISP and CSV")
             }

@@ -23,6 +23,7 @@ use sqlx::{AnyPool, Executor, Row};
 mod api;
 pub use api::*;
 mod configs;
+pub mod delivery_ops;
 pub use configs::{
     canonical_hash, canonical_json, ConfigEvent, ConfigInsert, ConfigRow, NewConfig,
     EVENT_TARGETS_ADDED,

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod alerts;
 pub mod audit;
 pub mod config;
 pub mod demo;
@@ -7,6 +8,7 @@ pub mod ingest;
 pub mod inject;
 pub mod institution;
 pub mod monitor;
+pub mod report;
 pub mod serve;
 pub mod testkit;
 pub mod victims;
