@@ -93,6 +93,8 @@ mod tests {
         assert_eq!(human(Some(2_500_000)), "2500.0 ms");
         assert_eq!(human(Some(90_000_000)), "90.0 s");
         assert_eq!(human(Some(3_600_000_000)), "60.0 min");
-        assert_eq!(human(Some(7 * 3_600_000_000)), "7.0 h");
+        // A unit is used from 10 of it on: 7 h still reads in minutes, 12 h in hours.
+        assert_eq!(human(Some(7 * 3_600_000_000)), "420.0 min");
+        assert_eq!(human(Some(12 * 3_600_000_000)), "12.0 h");
     }
 }
