@@ -337,10 +337,27 @@ impl Monitor {
             (_, Some((Transport::File, format))) => self.poll_file(source, format).await,
             (other, _) => Err(MonitorError::UnsupportedKind(other.to_string())),
         };
-        if let Err(e) = &res {
-            self.store
-                .note_poll(source.id, Some(&e.to_string()))
-                .await?;
+        match &res {
+            Err(e) => {
+                self.store
+                    .note_poll(source.id, Some(&e.to_string()))
+                    .await?;
+            }
+            Ok(out) => {
+                // A snapshot is read whole every poll: its count replaces the last one.
+                let snapshot = formats::byte_source_kind(&source.kind)
+                    .is_some_and(|(_, format)| !format.is_append_only());
+                if !out.bad_lines.is_empty() || snapshot {
+                    self.store
+                        .note_bad_records(
+                            source.id,
+                            out.bad_lines.len() as u64,
+                            out.bad_lines.last().map(|(at, _)| *at),
+                            snapshot,
+                        )
+                        .await?;
+                }
+            }
         }
         res
     }
@@ -379,12 +396,29 @@ impl Monitor {
                 status,
             });
         }
+        let limit = self.config.max_body_bytes;
+        // A server that ignores Range sends the whole source: what lies before the cursor is
+        // skipped as it streams in, so the read limit applies to the new bytes only (and a
+        // source larger than the limit still moves on). The first bytes are kept, up to the
+        // limit, in case the source shrank below the cursor and must be read from the start.
+        let skip = if status == 200 { cursor.offset } else { 0 };
+        let mut seen: u64 = 0;
+        let mut prefix = Vec::new();
         let mut body = Vec::new();
         let mut full = false;
         while let Some(chunk) = res.chunk().await.map_err(http_err)? {
-            body.extend_from_slice(&chunk);
-            if body.len() >= self.config.max_body_bytes {
-                body.truncate(self.config.max_body_bytes);
+            let mut chunk = &chunk[..];
+            if seen < skip {
+                let n = usize::try_from(skip - seen).map_or(chunk.len(), |n| n.min(chunk.len()));
+                let keep = n.min(limit.saturating_sub(prefix.len()));
+                prefix.extend_from_slice(&chunk[..keep]);
+                seen += n as u64;
+                chunk = &chunk[n..];
+            }
+            seen += chunk.len() as u64;
+            body.extend_from_slice(chunk);
+            if body.len() >= limit {
+                body.truncate(limit);
                 full = true;
                 break;
             }
@@ -392,19 +426,17 @@ impl Monitor {
         if full && !format.is_append_only() {
             return Err(MonitorError::TooLarge {
                 url: source.url.clone(),
-                limit: self.config.max_body_bytes,
+                limit,
             });
         }
         let fetched_at = now_micros();
-        let data = if status == 206 {
+        let data = if seen >= skip {
             &body[..]
-        } else if body.len() as u64 >= cursor.offset {
-            // The server ignored Range: skip what we already have.
-            &body[cursor.offset as usize..]
         } else {
-            tracing::warn!(source = %source.url, cursor = cursor.offset, len = body.len(), "source shrank; reading it again from the start");
+            tracing::warn!(source = %source.url, cursor = cursor.offset, len = seen, "source shrank; reading it again from the start");
             cursor = ByteCursor::default();
-            &body[..]
+            full = prefix.len() >= limit;
+            &prefix[..]
         };
         if data.is_empty() {
             self.store.note_poll(source.id, None).await?;

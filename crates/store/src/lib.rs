@@ -24,6 +24,7 @@ mod api;
 pub use api::*;
 mod configs;
 pub mod delivery_ops;
+pub mod monitor_ops;
 pub use configs::{
     canonical_hash, canonical_json, ConfigEvent, ConfigInsert, ConfigRow, NewConfig,
     EVENT_TARGETS_ADDED,

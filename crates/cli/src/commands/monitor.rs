@@ -69,14 +69,25 @@ pub async fn run(ctx: &Context, cmd: MonitorCmd) -> anyhow::Result<ExitCode> {
             println!("source {id} watching {url}");
         }
         MonitorCmd::List => {
+            let counts: std::collections::HashMap<i64, _> = store
+                .monitor_error_counts()
+                .await?
+                .into_iter()
+                .map(|c| (c.source_id, c))
+                .collect();
             for s in store.list_monitor_sources().await? {
+                let bad = counts.get(&s.id);
                 println!(
-                    "{:>4} {:<8} {:<10} cursor={:<10} {}{}",
+                    "{:>4} {:<8} {:<10} cursor={:<10} bad={:<6} {}{}{}",
                     s.id,
                     s.state,
                     s.kind,
                     s.cursor.as_deref().unwrap_or("-"),
+                    bad.map_or(0, |c| c.bad_records),
                     s.url,
+                    bad.and_then(|c| c.last_bad_position)
+                        .map(|p| format!("  (last bad record at {p})"))
+                        .unwrap_or_default(),
                     s.last_error
                         .map(|e| format!("  (last error: {e})"))
                         .unwrap_or_default()
