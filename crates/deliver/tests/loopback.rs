@@ -22,83 +22,17 @@ use dropwatch_model::{
 };
 use dropwatch_store::delivery_ops::Redelivery;
 use dropwatch_store::{now_micros, IngestBatch, Store};
+use dropwatch_testkit::backends::Backends;
 use dropwatch_testkit::receiver::{self, Received, ReceiverHandle};
-use sqlx::Connection;
 use tokio::sync::{watch, Notify};
 
 // ---- backends ----
-
-fn pg_admin_url() -> String {
-    std::env::var("DROPWATCH_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-struct Backends {
-    stores: Vec<Store>,
-    _dir: tempfile::TempDir,
-    pg_db: Option<String>,
-}
-
-impl Backends {
-    async fn new() -> Backends {
-        let dir = tempfile::tempdir().unwrap();
-        let mut stores = vec![Store::open_data_dir(dir.path()).await.unwrap()];
-        let mut pg_db = None;
-        let admin = pg_admin_url();
-        match sqlx::PgConnection::connect(&admin).await {
-            Ok(mut conn) => {
-                let name = format!(
-                    "dropwatch_deliver_test_{}_{}",
-                    std::process::id(),
-                    rand::random::<u32>()
-                );
-                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .unwrap();
-                let url = match admin.rsplit_once('/') {
-                    Some((base, _)) => format!("{base}/{name}"),
-                    None => panic!("bad DROPWATCH_TEST_PG_URL {admin}"),
-                };
-                stores.push(Store::connect(&url).await.unwrap());
-                pg_db = Some(name);
-            }
-            Err(e) => {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("PostgreSQL is required in CI but {admin} is unreachable: {e}");
-                }
-                eprintln!(
-                    "SKIPPED: PostgreSQL half of the delivery tests ({admin} unreachable: {e}); only SQLite ran"
-                );
-            }
-        }
-        Backends {
-            stores,
-            _dir: dir,
-            pg_db,
-        }
-    }
-
-    async fn finish(self) {
-        for s in &self.stores {
-            s.close().await;
-        }
-        if let Some(name) = self.pg_db {
-            let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
-            sqlx::Executor::execute(
-                &mut conn,
-                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
-            )
-            .await
-            .unwrap();
-        }
-    }
-}
 
 macro_rules! on_every_backend {
     ($name:ident, $body:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            let b = Backends::new().await;
+            let b = Backends::new("delivery tests").await;
             for store in &b.stores {
                 eprintln!("{}: {:?}", stringify!($name), store.backend());
                 $body(store.clone()).await;

@@ -7,6 +7,7 @@
 //! - [`drop_server`]: serves those records over HTTP the way a live drop fills up.
 //! - [`receiver`]: a bank's webhook endpoint that verifies every signature.
 
+pub mod backends;
 pub mod drop_server;
 pub mod formats;
 pub mod generate;
