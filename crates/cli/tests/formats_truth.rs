@@ -287,32 +287,9 @@ async fn every_format_over_http_gives_the_ground_truth() {
     }
 }
 
-fn admin_url() -> String {
-    std::env::var("DROPWATCH_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_string())
-}
-
-/// The ZeuS 2.0.8.9 `botnet_reports` template; day tables are created `LIKE` it.
-const ZEUS_TEMPLATE: &str = "CREATE TABLE botnet_reports (
-    id int unsigned NOT NULL auto_increment PRIMARY KEY,
-    bot_id varchar(100) NOT NULL default '',
-    botnet varchar(20) NOT NULL default '-- default --',
-    bot_version int unsigned NOT NULL default 0,
-    path_source text NOT NULL,
-    path_dest text NOT NULL,
-    time_system int unsigned NOT NULL default 0,
-    time_tick int unsigned NOT NULL default 0,
-    time_localbias int NOT NULL default 0,
-    os_version tinyblob NOT NULL,
-    language_id smallint unsigned NOT NULL default 0,
-    process_name text NOT NULL,
-    process_user text NOT NULL,
-    type int unsigned NOT NULL default 0,
-    context longtext NOT NULL,
-    ipv4 varbinary(15) NOT NULL default '0.0.0.0',
-    country varchar(2) NOT NULL default '--',
-    rtime int unsigned NOT NULL default 0
-) ENGINE=MyISAM CHARACTER SET utf8 COLLATE utf8_unicode_ci";
+use dropwatch_testkit::panel_schema::{
+    mysql_admin_url as admin_url, ZEUS_REPORTS_TEMPLATE as ZEUS_TEMPLATE,
+};
 
 /// The panel's day table for a report time: `botnet_reports_YYMMDD` (UTC).
 fn day_table(rtime: i64) -> String {

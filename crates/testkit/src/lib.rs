@@ -11,6 +11,7 @@ pub mod backends;
 pub mod drop_server;
 pub mod formats;
 pub mod generate;
+pub mod panel_schema;
 pub mod receiver;
 
 pub use generate::{generate, GenerateOptions, Generated, GroundTruth, TruthVictim};
