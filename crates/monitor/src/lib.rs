@@ -317,6 +317,7 @@ impl Monitor {
             fetched_at,
             source_server: source.map(|s| s.url.clone()),
             records,
+            lease: None,
         };
         out.ingest = self.store.ingest(&batch).await?;
         self.totals.add(&out);

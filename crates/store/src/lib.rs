@@ -12,17 +12,17 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dropwatch_model::{
-    AlertPayload, AlertReason, AnalyzedRecord, Inject, Institution, Micros, SecretKind, ServerRole,
-    Urgency,
+    AnalyzedRecord, Inject, Institution, Micros, SecretKind, ServerRole, Urgency,
 };
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 mod api;
 pub use api::*;
 mod configs;
+mod ingest;
+pub use ingest::MAX_PARAMS;
 pub mod delivery_ops;
 pub mod monitor_ops;
 pub use configs::{
@@ -46,6 +46,16 @@ pub enum StoreError {
     },
     #[error("unknown institution {0:?}")]
     UnknownInstitution(String),
+    /// The source's lease moved to another worker (or another claim) before this batch
+    /// committed: nothing was written.
+    #[error("lease on monitor source {source_id} lost: another worker holds it now")]
+    LeaseLost { source_id: i64 },
+    /// A batch kept losing races with other writers.
+    #[error("ingest gave up after {attempts} attempts: {reason}")]
+    Contended {
+        attempts: usize,
+        reason: &'static str,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -115,6 +125,15 @@ pub struct IngestBatch {
     /// URL of the server the records came from, for the alert payload.
     pub source_server: Option<String>,
     pub records: Vec<AnalyzedRecord>,
+    /// The lease this batch was polled under; the batch commits only while it still holds.
+    pub lease: Option<LeaseFence>,
+}
+
+/// A fencing token: the owner and epoch under which a worker claimed a monitor source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseFence {
+    pub owner: String,
+    pub epoch: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -511,171 +530,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    // ---- ingestion ----
-
-    /// Stores a batch of analysed records, updates victims, writes alerts to the outbox and
-    /// moves the source's cursor, all in one transaction.
-    pub async fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome> {
-        let mut out = IngestOutcome::default();
-        let now = now_micros();
-        let lock = if self.backend == Backend::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
-        let mut tx = self.pool.begin().await?;
-        for rec in &batch.records {
-            let inserted = sqlx::query(
-                "INSERT INTO records (source_id, fingerprint, external_id, bot_id, botnet, url, institution_id, account_norm,
-                   secrets, other_fields, urgency, fetched_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
-            )
-            .bind(batch.source_id)
-            .bind(&rec.fingerprint)
-            .bind(rec.external_id.as_deref())
-            .bind(&rec.bot_id)
-            .bind(&rec.botnet)
-            .bind(&rec.url)
-            .bind(rec.institution_id.as_deref())
-            .bind(rec.account_norm.as_deref())
-            .bind(json(&rec.secrets))
-            .bind(json(&rec.other_fields))
-            .bind(rec.urgency.as_str())
-            .bind(batch.fetched_at)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(inserted) = inserted else {
-                out.duplicate_records += 1;
-                continue;
-            };
-            out.new_records += 1;
-            let record_id: i64 = inserted.try_get("id")?;
-            let (Some(inst_id), Some(account_norm), Some(account)) =
-                (&rec.institution_id, &rec.account_norm, &rec.account)
-            else {
-                out.unattributed += 1;
-                continue;
-            };
-            let existing = sqlx::query(&format!(
-                "SELECT id, exposed, first_seen, n_records FROM victims WHERE institution_id = $1 AND account_norm = $2{lock}"
-            ))
-            .bind(inst_id)
-            .bind(account_norm)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let rec_exposed = rec.exposed();
-            let (victim_id, reason, exposed, first_seen) = match existing {
-                None => {
-                    let urgency = Urgency::from_exposed(&rec_exposed);
-                    let row = sqlx::query(
-                        "INSERT INTO victims (institution_id, account_norm, account, exposed, urgency, first_seen, last_seen, n_records)
-                         VALUES ($1, $2, $3, $4, $5, $6, $6, 1) RETURNING id",
-                    )
-                    .bind(inst_id)
-                    .bind(account_norm)
-                    .bind(account)
-                    .bind(kinds_to_text(&rec_exposed))
-                    .bind(urgency.as_str())
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    out.new_victims += 1;
-                    (
-                        row.try_get::<i64, _>("id")?,
-                        Some(AlertReason::NewVictim),
-                        rec_exposed,
-                        now,
-                    )
-                }
-                Some(row) => {
-                    let id: i64 = row.try_get("id")?;
-                    let old = kinds_from_text(&row.try_get::<String, _>("exposed")?);
-                    let mut merged = old.clone();
-                    merged.extend(rec_exposed.iter().copied());
-                    merged.sort();
-                    merged.dedup();
-                    sqlx::query("UPDATE victims SET exposed = $1, urgency = $2, last_seen = $3, n_records = n_records + 1 WHERE id = $4")
-                        .bind(kinds_to_text(&merged))
-                        .bind(Urgency::from_exposed(&merged).as_str())
-                        .bind(now)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let reason = (merged.len() > old.len()).then_some(AlertReason::NewExposure);
-                    (id, reason, merged, row.try_get::<i64, _>("first_seen")?)
-                }
-            };
-            sqlx::query("INSERT INTO victim_records (victim_id, record_id) VALUES ($1, $2)")
-                .bind(victim_id)
-                .bind(record_id)
-                .execute(&mut *tx)
-                .await?;
-            let Some(reason) = reason else { continue };
-            let inst_name: String = sqlx::query("SELECT name FROM institutions WHERE id = $1")
-                .bind(inst_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("name"))
-                .transpose()?
-                .ok_or_else(|| StoreError::UnknownInstitution(inst_id.clone()))?;
-            let key = {
-                let mut h = Sha256::new();
-                h.update(b"dropwatch-alert\0");
-                h.update(rec.fingerprint.as_bytes());
-                h.update(reason.as_str().as_bytes());
-                dropwatch_model::to_hex(&h.finalize()[..16])
-            };
-            let alert_row = sqlx::query(
-                "INSERT INTO alerts (victim_id, institution_id, reason, payload, idempotency_key, status, attempts, next_attempt_at,
-                   record_fetched_at, created_at)
-                 VALUES ($1, $2, $3, '', $4, 'pending', 0, $5, $6, $5) RETURNING id",
-            )
-            .bind(victim_id)
-            .bind(inst_id)
-            .bind(reason.as_str())
-            .bind(&key)
-            .bind(now)
-            .bind(batch.fetched_at)
-            .fetch_one(&mut *tx)
-            .await?;
-            let alert_id: i64 = alert_row.try_get("id")?;
-            let payload = AlertPayload {
-                schema: AlertPayload::SCHEMA.to_string(),
-                alert_id,
-                idempotency_key: key,
-                reason,
-                institution_id: inst_id.clone(),
-                institution_name: inst_name,
-                account: account.clone(),
-                urgency: Urgency::from_exposed(&exposed),
-                exposed,
-                first_seen,
-                last_seen: now,
-                source_server: batch.source_server.clone(),
-                bot_id: rec.bot_id.clone(),
-                botnet: Some(rec.botnet.clone()).filter(|b| !b.is_empty()),
-            };
-            sqlx::query("UPDATE alerts SET payload = $1 WHERE id = $2")
-                .bind(json(&payload))
-                .bind(alert_id)
-                .execute(&mut *tx)
-                .await?;
-            out.alerts += 1;
-        }
-        if let Some(source_id) = batch.source_id {
-            sqlx::query("UPDATE monitor_sources SET cursor = COALESCE($1, cursor), last_polled_at = $2, last_error = NULL WHERE id = $3")
-                .bind(batch.cursor.as_deref())
-                .bind(now)
-                .bind(source_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(out)
     }
 
     // ---- delivery ----

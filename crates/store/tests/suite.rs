@@ -193,6 +193,7 @@ on_every_backend!(
                 record("f1", Some("a"), Some("123-4567"), &[SecretKind::Password]),
                 record("f2", None, Some("bob"), &[SecretKind::Password]),
             ],
+            ..IngestBatch::default()
         };
         let out = s.ingest(&batch).await.unwrap();
         assert_eq!(
@@ -221,6 +222,7 @@ on_every_backend!(
                 record("f3", Some("a"), Some("1234567"), &[SecretKind::OneTimeCode]),
                 record("f4", Some("a"), Some("1234567"), &[SecretKind::Password]),
             ],
+            ..IngestBatch::default()
         };
         let out = s.ingest(&later).await.unwrap();
         assert_eq!((out.new_records, out.new_victims, out.alerts), (2, 0, 1));
@@ -288,6 +290,7 @@ on_every_backend!(a_failed_batch_changes_nothing, |s: Store| async move {
             record("g1", Some("a"), Some("1"), &[]),
             record("g2", Some("nope"), Some("2"), &[]),
         ],
+        ..IngestBatch::default()
     };
     assert!(s.ingest(&batch).await.is_err());
     let stats = s.stats().await.unwrap();

@@ -1,0 +1,593 @@
+//! Ingestion: a batch of analysed records becomes records, victims, alerts (the outbox) and the
+//! source's new cursor, in one transaction and in a fixed number of statements per batch.
+//!
+//! A batch costs about eight statements whatever its size: the fenced cursor update, one
+//! multi-row insert of the records (`ON CONFLICT (fingerprint) DO NOTHING RETURNING`), one lookup
+//! of the victims concerned per institution, one multi-row insert of the new victims, one
+//! multi-row update of the known ones, the victim–record links, the institutions' names, the
+//! alerts and their payloads. Rows are chunked so that no statement exceeds
+//! [`MAX_PARAMS`] bind parameters (SQLite's limit is 32,766, PostgreSQL's 65,535).
+//!
+//! Concurrency (PostgreSQL, many workers): the cursor update comes first, so two ingests of the
+//! same source serialise on its row and the fence check fails fast for a worker that lost its
+//! lease. Victims are locked (`FOR UPDATE`) and inserted in (institution, account) order, so two
+//! batches touching the same victims take their locks in the same order. New victims are
+//! inserted with `ON CONFLICT DO NOTHING`: one that another transaction inserted first does not
+//! come back, so it is loaded and locked like a known victim and the batch is replayed over it
+//! in memory. If PostgreSQL reports a deadlock or a serialisation failure, the whole batch is
+//! rolled back and run again; that is invisible to the caller except as time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use dropwatch_model::{AlertPayload, AlertReason, AnalyzedRecord, SecretKind, Urgency};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyArguments;
+use sqlx::{Any, Arguments, Row, Transaction};
+
+use crate::{
+    json, kinds_from_text, kinds_to_text, now_micros, Backend, IngestBatch, IngestOutcome, Result,
+    Store, StoreError,
+};
+
+/// Most bind parameters one statement may carry.
+pub const MAX_PARAMS: usize = 16_000;
+
+/// How often a batch is retried after losing a race on a new victim, a deadlock or a
+/// serialisation failure.
+const MAX_ATTEMPTS: usize = 5;
+
+/// One victim as this batch sees it: loaded from the store, or created by this batch.
+#[derive(Clone)]
+struct VictimState {
+    id: Option<i64>,
+    account: String,
+    exposed: Vec<SecretKind>,
+    first_seen: i64,
+    new_records: i64,
+}
+
+type Key = (String, String);
+
+/// Replays a batch's attributed records, in order, over the victims known before it: each
+/// victim's state after the batch, and what each record did (new victim, new exposure, or
+/// nothing). Pure: run again when the known victims change.
+fn replay(
+    batch: &IngestBatch,
+    attributed: &[(usize, Key)],
+    known: &BTreeMap<Key, VictimState>,
+    now: i64,
+) -> (BTreeMap<Key, VictimState>, Vec<Effect>) {
+    let mut victims: BTreeMap<Key, VictimState> = BTreeMap::new();
+    let mut effects: Vec<Effect> = Vec::with_capacity(attributed.len());
+    for (i, key) in attributed {
+        let rec = &batch.records[*i];
+        let rec_exposed = rec.exposed();
+        if !victims.contains_key(key) {
+            if let Some(v) = known.get(key) {
+                victims.insert(key.clone(), v.clone());
+            }
+        }
+        let (reason, exposed, first_seen) = match victims.get_mut(key) {
+            None => {
+                victims.insert(
+                    key.clone(),
+                    VictimState {
+                        id: None,
+                        account: rec.account.clone().unwrap_or_default(),
+                        exposed: rec_exposed.clone(),
+                        first_seen: now,
+                        new_records: 1,
+                    },
+                );
+                (Some(AlertReason::NewVictim), rec_exposed, now)
+            }
+            Some(v) => {
+                let before = v.exposed.len();
+                v.exposed.extend(rec_exposed.iter().copied());
+                v.exposed.sort();
+                v.exposed.dedup();
+                v.new_records += 1;
+                let reason = (v.exposed.len() > before).then_some(AlertReason::NewExposure);
+                (reason, v.exposed.clone(), v.first_seen)
+            }
+        };
+        effects.push(Effect {
+            record: *i,
+            key: key.clone(),
+            reason,
+            exposed,
+            first_seen,
+        });
+    }
+    (victims, effects)
+}
+
+/// What one attributed record did to its victim.
+struct Effect {
+    record: usize,
+    key: (String, String),
+    reason: Option<AlertReason>,
+    exposed: Vec<SecretKind>,
+    first_seen: i64,
+}
+
+/// Builds `(…), (…)` with `$n` placeholders for `rows` rows of `width` columns from `start`.
+fn values_clause(rows: usize, width: usize, start: usize) -> String {
+    let mut sql = String::with_capacity(rows * width * 5);
+    let mut n = start;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..width {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+            n += 1;
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+fn rows_per_statement(width: usize) -> usize {
+    (MAX_PARAMS / width).max(1)
+}
+
+fn arg<'q, T>(args: &mut AnyArguments<'q>, value: T) -> Result<()>
+where
+    T: 'q + sqlx::Encode<'q, Any> + sqlx::Type<Any>,
+{
+    args.add(value)
+        .map_err(|e| StoreError::Db(sqlx::Error::Encode(e)))
+}
+
+/// PostgreSQL SQLSTATEs after which a transaction may simply be run again.
+fn is_retryable(err: &StoreError) -> bool {
+    match err {
+        StoreError::Db(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40P01") | Some("40001"))
+        }
+        _ => false,
+    }
+}
+
+fn alert_key(fingerprint: &str, reason: AlertReason) -> String {
+    let mut h = Sha256::new();
+    h.update(b"dropwatch-alert\0");
+    h.update(fingerprint.as_bytes());
+    h.update(reason.as_str().as_bytes());
+    dropwatch_model::to_hex(&h.finalize()[..16])
+}
+
+impl Store {
+    /// Stores a batch of analysed records, updates victims, writes alerts to the outbox and
+    /// moves the source's cursor, all in one transaction.
+    ///
+    /// With `batch.lease` set, the batch commits only if the source is still leased to that
+    /// owner under that epoch; otherwise nothing is written and [`StoreError::LeaseLost`] is
+    /// returned.
+    pub async fn ingest(&self, batch: &IngestBatch) -> Result<IngestOutcome> {
+        let mut last = "";
+        for _ in 0..MAX_ATTEMPTS {
+            let mut tx = self.pool.begin().await?;
+            match self.ingest_once(&mut tx, batch).await {
+                Ok(out) => {
+                    tx.commit().await?;
+                    return Ok(out);
+                }
+                Err(e) if is_retryable(&e) => {
+                    last = "deadlock or serialisation failure";
+                    tracing::debug!(error = %e, "ingest retried");
+                    tx.rollback().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Contended {
+            attempts: MAX_ATTEMPTS,
+            reason: last,
+        })
+    }
+
+    async fn ingest_once(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        batch: &IngestBatch,
+    ) -> Result<IngestOutcome> {
+        let mut out = IngestOutcome::default();
+        let now = now_micros();
+
+        // 1. The cursor, first: it serialises ingests of one source and checks the fence.
+        if let Some(source_id) = batch.source_id {
+            let mut sql = String::from(
+                "UPDATE monitor_sources SET cursor = COALESCE($1, cursor), last_polled_at = $2, last_error = NULL WHERE id = $3",
+            );
+            if batch.lease.is_some() {
+                sql.push_str(" AND lease_owner = $4 AND lease_epoch = $5");
+            }
+            let mut q = sqlx::query(&sql)
+                .bind(batch.cursor.as_deref())
+                .bind(now)
+                .bind(source_id);
+            if let Some(lease) = &batch.lease {
+                q = q.bind(lease.owner.as_str()).bind(lease.epoch);
+            }
+            let res = q.execute(&mut **tx).await?;
+            if batch.lease.is_some() && res.rows_affected() == 0 {
+                return Err(StoreError::LeaseLost { source_id });
+            }
+        }
+
+        // 2. Records: one multi-row insert per chunk; the fingerprint decides what is new.
+        let mut seen = HashSet::with_capacity(batch.records.len());
+        let mut unique: Vec<usize> = Vec::with_capacity(batch.records.len());
+        for (i, rec) in batch.records.iter().enumerate() {
+            if seen.insert(rec.fingerprint.as_str()) {
+                unique.push(i);
+            } else {
+                out.duplicate_records += 1;
+            }
+        }
+        let mut record_ids: HashMap<&str, i64> = HashMap::with_capacity(unique.len());
+        const RECORD_COLS: usize = 13;
+        for chunk in unique.chunks(rows_per_statement(RECORD_COLS)) {
+            let sql = format!(
+                "INSERT INTO records (source_id, fingerprint, external_id, bot_id, botnet, url, institution_id, account_norm,
+                   secrets, other_fields, urgency, fetched_at, created_at)
+                 VALUES {} ON CONFLICT (fingerprint) DO NOTHING RETURNING id, fingerprint",
+                values_clause(chunk.len(), RECORD_COLS, 1)
+            );
+            let mut args = AnyArguments::default();
+            for &i in chunk {
+                let rec = &batch.records[i];
+                arg(&mut args, batch.source_id)?;
+                arg(&mut args, rec.fingerprint.as_str())?;
+                arg(&mut args, rec.external_id.as_deref())?;
+                arg(&mut args, rec.bot_id.as_str())?;
+                arg(&mut args, rec.botnet.as_str())?;
+                arg(&mut args, rec.url.as_str())?;
+                arg(&mut args, rec.institution_id.as_deref())?;
+                arg(&mut args, rec.account_norm.as_deref())?;
+                arg(&mut args, json(&rec.secrets))?;
+                arg(&mut args, json(&rec.other_fields))?;
+                arg(&mut args, rec.urgency.as_str())?;
+                arg(&mut args, batch.fetched_at)?;
+                arg(&mut args, now)?;
+            }
+            let rows = sqlx::query_with(&sql, args).fetch_all(&mut **tx).await?;
+            for row in &rows {
+                let fp: String = row.try_get("fingerprint")?;
+                let id: i64 = row.try_get("id")?;
+                if let Some(&k) = seen.get(fp.as_str()) {
+                    record_ids.insert(k, id);
+                }
+            }
+        }
+        // New records in batch order; attributed ones grouped by victim.
+        let mut attributed: Vec<(usize, (String, String))> = Vec::new();
+        for &i in &unique {
+            let rec = &batch.records[i];
+            if !record_ids.contains_key(rec.fingerprint.as_str()) {
+                out.duplicate_records += 1;
+                continue;
+            }
+            out.new_records += 1;
+            match (&rec.institution_id, &rec.account_norm, &rec.account) {
+                (Some(inst), Some(norm), Some(_)) => {
+                    attributed.push((i, (inst.clone(), norm.clone())));
+                }
+                _ => out.unattributed += 1,
+            }
+        }
+        if attributed.is_empty() {
+            return Ok(out);
+        }
+
+        // 3. The victims concerned, locked, in (institution, account) order.
+        let keys: BTreeSet<&(String, String)> = attributed.iter().map(|(_, k)| k).collect();
+        let mut known = self.load_victims(tx, keys.iter().copied()).await?;
+
+        // 4. Replay the batch over them, in order: who is new, what each record exposed.
+        let (mut victims, mut effects) = replay(batch, &attributed, &known, now);
+
+        // 5. New victims: one multi-row insert, in key order. A key that another transaction
+        // inserted meanwhile does not come back: it is loaded (and locked) like a known
+        // victim, and the replay is run again with it.
+        let new_keys: Vec<(String, String)> = victims
+            .iter()
+            .filter(|(k, _)| !known.contains_key(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut created: HashMap<(String, String), i64> = HashMap::new();
+        const VICTIM_COLS: usize = 8;
+        for chunk in new_keys.chunks(rows_per_statement(VICTIM_COLS)) {
+            let sql = format!(
+                "INSERT INTO victims (institution_id, account_norm, account, exposed, urgency, first_seen, last_seen, n_records)
+                 VALUES {} ON CONFLICT (institution_id, account_norm) DO NOTHING RETURNING id, institution_id, account_norm",
+                values_clause(chunk.len(), VICTIM_COLS, 1)
+            );
+            let mut args = AnyArguments::default();
+            for key in chunk {
+                let v = &victims[key];
+                arg(&mut args, key.0.as_str())?;
+                arg(&mut args, key.1.as_str())?;
+                arg(&mut args, v.account.as_str())?;
+                arg(&mut args, kinds_to_text(&v.exposed))?;
+                arg(&mut args, Urgency::from_exposed(&v.exposed).as_str())?;
+                arg(&mut args, now)?;
+                arg(&mut args, now)?;
+                arg(&mut args, v.new_records)?;
+            }
+            for row in sqlx::query_with(&sql, args).fetch_all(&mut **tx).await? {
+                let key = (
+                    row.try_get::<String, _>("institution_id")?,
+                    row.try_get::<String, _>("account_norm")?,
+                );
+                created.insert(key, row.try_get("id")?);
+            }
+        }
+        let lost: Vec<&(String, String)> = new_keys
+            .iter()
+            .filter(|k| !created.contains_key(*k))
+            .collect();
+        if !lost.is_empty() {
+            tracing::debug!(
+                victims = lost.len(),
+                "new victims inserted concurrently; replaying"
+            );
+            known.extend(self.load_victims(tx, lost.into_iter()).await?);
+            (victims, effects) = replay(batch, &attributed, &known, now);
+        }
+        out.new_victims = created.len() as u64;
+        for (key, id) in &created {
+            if let Some(v) = victims.get_mut(key) {
+                v.id = Some(*id);
+            }
+        }
+
+        // 6. Known victims: one multi-row update per chunk.
+        let touched: Vec<&VictimState> = victims
+            .iter()
+            .filter(|(k, v)| known.contains_key(*k) && v.new_records > 0)
+            .map(|(_, v)| v)
+            .collect();
+        const UPDATE_COLS: usize = 5;
+        for chunk in touched.chunks(rows_per_statement(UPDATE_COLS)) {
+            let sql = format!(
+                "UPDATE victims SET exposed = u.column2, urgency = u.column3, last_seen = u.column4,
+                   n_records = victims.n_records + u.column5
+                 FROM (VALUES {}) AS u WHERE victims.id = u.column1",
+                values_clause(chunk.len(), UPDATE_COLS, 1)
+            );
+            let mut args = AnyArguments::default();
+            for v in chunk {
+                arg(&mut args, v.id)?;
+                arg(&mut args, kinds_to_text(&v.exposed))?;
+                arg(&mut args, Urgency::from_exposed(&v.exposed).as_str())?;
+                arg(&mut args, now)?;
+                arg(&mut args, v.new_records)?;
+            }
+            sqlx::query_with(&sql, args).execute(&mut **tx).await?;
+        }
+
+        let victim_id = |key: &(String, String)| -> Result<i64> {
+            victims
+                .get(key)
+                .and_then(|v| v.id)
+                .ok_or_else(|| StoreError::Corrupt {
+                    table: "victims",
+                    message: format!("no id for victim of {}", key.0),
+                })
+        };
+
+        // 7. Victim–record links.
+        for chunk in effects.chunks(rows_per_statement(2)) {
+            let sql = format!(
+                "INSERT INTO victim_records (victim_id, record_id) VALUES {}",
+                values_clause(chunk.len(), 2, 1)
+            );
+            let mut args = AnyArguments::default();
+            for e in chunk {
+                arg(&mut args, victim_id(&e.key)?)?;
+                arg(
+                    &mut args,
+                    record_ids[batch.records[e.record].fingerprint.as_str()],
+                )?;
+            }
+            sqlx::query_with(&sql, args).execute(&mut **tx).await?;
+        }
+
+        // 8. Alerts: names of the institutions, the rows, then their payloads (which carry
+        // the alert's own id).
+        let alerting: Vec<&Effect> = effects.iter().filter(|e| e.reason.is_some()).collect();
+        if alerting.is_empty() {
+            return Ok(out);
+        }
+        let inst_ids: BTreeSet<&str> = alerting.iter().map(|e| e.key.0.as_str()).collect();
+        let mut names: HashMap<String, String> = HashMap::new();
+        for chunk in inst_ids.iter().copied().collect::<Vec<_>>().chunks(1000) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
+            let sql = format!(
+                "SELECT id, name FROM institutions WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                names.insert(row.try_get("id")?, row.try_get("name")?);
+            }
+        }
+        if let Some(missing) = inst_ids.iter().find(|id| !names.contains_key(**id)) {
+            return Err(StoreError::UnknownInstitution(missing.to_string()));
+        }
+
+        const ALERT_COLS: usize = 6;
+        let mut keys: Vec<String> = Vec::with_capacity(alerting.len());
+        for e in &alerting {
+            keys.push(alert_key(
+                &batch.records[e.record].fingerprint,
+                e.reason.unwrap_or(AlertReason::NewVictim),
+            ));
+        }
+        let mut alert_ids: HashMap<String, i64> = HashMap::with_capacity(alerting.len());
+        let idx: Vec<usize> = (0..alerting.len()).collect();
+        for chunk in idx.chunks(rows_per_statement(ALERT_COLS)) {
+            let mut sql = String::from(
+                "INSERT INTO alerts (victim_id, institution_id, reason, payload, idempotency_key, status, attempts, next_attempt_at,
+                   record_fetched_at, created_at) VALUES ",
+            );
+            let mut args = AnyArguments::default();
+            let mut n = 1;
+            for (row, &k) in chunk.iter().enumerate() {
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                // victim, institution, reason, key, now (next attempt and created), fetched
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, '', ${}, 'pending', 0, ${}, ${}, ${})",
+                    n,
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 4
+                ));
+                n += ALERT_COLS;
+                let e = alerting[k];
+                arg(&mut args, victim_id(&e.key)?)?;
+                arg(&mut args, e.key.0.as_str())?;
+                arg(
+                    &mut args,
+                    e.reason.unwrap_or(AlertReason::NewVictim).as_str(),
+                )?;
+                arg(&mut args, keys[k].as_str())?;
+                arg(&mut args, now)?;
+                arg(&mut args, batch.fetched_at)?;
+            }
+            sql.push_str(" RETURNING id, idempotency_key");
+            for row in sqlx::query_with(&sql, args).fetch_all(&mut **tx).await? {
+                alert_ids.insert(row.try_get("idempotency_key")?, row.try_get("id")?);
+            }
+        }
+
+        let mut payloads: Vec<(i64, String)> = Vec::with_capacity(alerting.len());
+        for (k, e) in alerting.iter().enumerate() {
+            let rec: &AnalyzedRecord = &batch.records[e.record];
+            let reason = e.reason.unwrap_or(AlertReason::NewVictim);
+            let alert_id = *alert_ids.get(&keys[k]).ok_or_else(|| StoreError::Corrupt {
+                table: "alerts",
+                message: "an inserted alert did not come back".to_string(),
+            })?;
+            let payload = AlertPayload {
+                schema: AlertPayload::SCHEMA.to_string(),
+                alert_id,
+                idempotency_key: keys[k].clone(),
+                reason,
+                institution_id: e.key.0.clone(),
+                institution_name: names[&e.key.0].clone(),
+                account: rec.account.clone().unwrap_or_default(),
+                urgency: Urgency::from_exposed(&e.exposed),
+                exposed: e.exposed.clone(),
+                first_seen: e.first_seen,
+                last_seen: now,
+                source_server: batch.source_server.clone(),
+                bot_id: rec.bot_id.clone(),
+                botnet: Some(rec.botnet.clone()).filter(|b| !b.is_empty()),
+            };
+            payloads.push((alert_id, json(&payload)));
+        }
+        for chunk in payloads.chunks(rows_per_statement(2)) {
+            let sql = format!(
+                "UPDATE alerts SET payload = u.column2 FROM (VALUES {}) AS u WHERE alerts.id = u.column1",
+                values_clause(chunk.len(), 2, 1)
+            );
+            let mut args = AnyArguments::default();
+            for (id, payload) in chunk {
+                arg(&mut args, *id)?;
+                arg(&mut args, payload.as_str())?;
+            }
+            sqlx::query_with(&sql, args).execute(&mut **tx).await?;
+        }
+        out.alerts = alerting.len() as u64;
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Loads (and on PostgreSQL locks) the victims with these keys, one query per institution,
+    /// in (institution, account) order.
+    async fn load_victims<'k>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        keys: impl Iterator<Item = &'k Key>,
+    ) -> Result<BTreeMap<Key, VictimState>> {
+        let mut by_inst: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (inst, norm) in keys {
+            by_inst.entry(inst).or_default().insert(norm);
+        }
+        let lock = if self.backend == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let mut victims = BTreeMap::new();
+        for (inst, norms) in &by_inst {
+            let norms: Vec<&str> = norms.iter().copied().collect();
+            for chunk in norms.chunks(rows_per_statement(1) - 1) {
+                let placeholders: Vec<String> =
+                    (0..chunk.len()).map(|k| format!("${}", k + 2)).collect();
+                let sql = format!(
+                    "SELECT id, account_norm, account, exposed, first_seen FROM victims
+                     WHERE institution_id = $1 AND account_norm IN ({}) ORDER BY account_norm{lock}",
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query(&sql).bind(*inst);
+                for norm in chunk {
+                    q = q.bind(*norm);
+                }
+                for row in q.fetch_all(&mut **tx).await? {
+                    let norm: String = row.try_get("account_norm")?;
+                    victims.insert(
+                        (inst.to_string(), norm),
+                        VictimState {
+                            id: Some(row.try_get("id")?),
+                            account: row.try_get("account")?,
+                            exposed: kinds_from_text(&row.try_get::<String, _>("exposed")?),
+                            first_seen: row.try_get("first_seen")?,
+                            new_records: 0,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(victims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_clause_numbers_placeholders_in_row_order() {
+        assert_eq!(values_clause(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_clause(1, 2, 4), "($4, $5)");
+        assert_eq!(values_clause(0, 2, 1), "");
+    }
+
+    #[test]
+    fn chunks_stay_under_the_parameter_limit() {
+        for width in [1, 2, 5, 6, 8, 13] {
+            let rows = rows_per_statement(width);
+            assert!(rows * width <= MAX_PARAMS, "width {width}");
+            assert!(rows >= 1);
+        }
+    }
+}
