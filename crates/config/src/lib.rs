@@ -43,7 +43,7 @@ pub use diag::{Diagnostic, MAX_DIAGNOSTICS};
 pub use nrv2b::Nrv2bError;
 pub use pe::PeError;
 pub use rc4::{Rc4State, Rc4StateLenError, Rc4Variant, RC4_STATE_LEN};
-pub use report::Report;
+pub use report::{Report, SampleRef};
 pub use types::{
     Config, Family, ItemSummary, Keys, StorageSummary, Variant, WebDataFilter, WebFilter,
     WebFilterAction,

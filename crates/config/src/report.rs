@@ -33,6 +33,22 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_config: Option<BaseConfigSummary>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The files the report was made from (bot image, config.bin), filled in by whoever read
+    /// them: with it a report can be stored later, on another machine, with its provenance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<SampleRef>,
+}
+
+/// One input file of a report, by hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleRef {
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+    /// `pe` (a bot image) or `config_bin`.
+    pub kind: String,
+    /// The file's name when it was read (no directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl From<Config> for Report {
@@ -52,6 +68,7 @@ impl From<Config> for Report {
             storage: Some(c.storage),
             base_config: None,
             diagnostics: c.diagnostics,
+            samples: Vec::new(),
         }
     }
 }
@@ -74,6 +91,7 @@ impl Report {
             storage: None,
             base_config: Some(base.summary()),
             diagnostics: base.diagnostics.clone(),
+            samples: Vec::new(),
         }
     }
 

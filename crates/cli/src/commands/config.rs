@@ -8,11 +8,11 @@ use clap::Subcommand;
 use dropwatch_config::basecfg::merge;
 use dropwatch_config::{
     extract_citadel, extract_with_base, extract_zeus, locate, BaseConfig, CitadelKeys, Config,
-    Rc4State, Report, RC4_STATE_LEN,
+    Rc4State, Report, SampleRef, RC4_STATE_LEN,
 };
 use dropwatch_masks::{host_of, InstitutionIndex};
 use dropwatch_model::ServerRole;
-use dropwatch_store::{NewConfig, Store};
+use dropwatch_store::{canonical_hash, NewConfig, Store};
 use sha2::{Digest, Sha256};
 
 use crate::context::Context;
@@ -126,7 +126,7 @@ pub async fn run(ctx: &Context, cmd: ConfigCmd) -> anyhow::Result<ExitCode> {
                 None if base.is_none() => (file.clone(), Some(sample.clone())),
                 None => (file.clone(), None),
             };
-            let report = match (config_bytes.as_deref(), &base) {
+            let mut report = match (config_bytes.as_deref(), &base) {
                 (None, Some(b)) => Report::from_base(b),
                 (Some(bytes), Some(b)) if !args.any() => match extract_with_base(b, bytes) {
                     Ok(cfg) => Report::with_base(cfg, b),
@@ -142,9 +142,27 @@ pub async fn run(ctx: &Context, cmd: ConfigCmd) -> anyhow::Result<ExitCode> {
                 }
                 (None, None) => anyhow::bail!("nothing to report: no bot image and no config"),
             };
+            let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+            report.samples.push(SampleRef {
+                sha256: hex::encode(Sha256::digest(&sample)),
+                kind: if dynamic.is_some() || report.base_config.is_some() {
+                    "pe"
+                } else {
+                    "config_bin"
+                }
+                .to_string(),
+                name: name(&file),
+            });
+            if let (Some(p), Some(bytes)) = (&dynamic, &config_bytes) {
+                report.samples.push(SampleRef {
+                    sha256: hex::encode(Sha256::digest(bytes)),
+                    kind: "config_bin".to_string(),
+                    name: name(p),
+                });
+            }
             if store {
                 let s = ctx.store().await?;
-                let summary = store_report(&s, &report, &file, &sample, dynamic.as_deref()).await?;
+                let summary = store_report(&s, &report).await?;
                 eprintln!("{summary}");
             }
             if format == "json" {
@@ -206,11 +224,11 @@ fn decrypt_with_args(
 }
 
 /// The part of a report that identifies the config: what it says, not how it was stored
-/// (random prefix, keys, offsets, diagnostics).
+/// (random prefix, keys, offsets, diagnostics) nor which files carried it.
 fn content(report: &Report) -> anyhow::Result<serde_json::Value> {
     let mut v = serde_json::to_value(report)?;
     if let Some(map) = v.as_object_mut() {
-        for k in ["storage", "keys", "base_config", "diagnostics"] {
+        for k in ["storage", "keys", "base_config", "diagnostics", "samples"] {
             map.remove(k);
         }
     }
@@ -218,36 +236,32 @@ fn content(report: &Report) -> anyhow::Result<serde_json::Value> {
 }
 
 /// Stores the sample(s), the config, its servers and its injects; returns a one-line summary.
-async fn store_report(
-    store: &Store,
-    report: &Report,
-    file: &Path,
-    sample: &[u8],
-    dynamic: Option<&Path>,
-) -> anyhow::Result<String> {
-    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    let kind = if dynamic.is_some() || report.base_config.is_some() {
-        "pe"
-    } else {
-        "config_bin"
-    };
-    let mut sample_id = store
-        .upsert_sample(
-            &hex::encode(Sha256::digest(sample)),
-            kind,
-            name(file).as_deref(),
-        )
-        .await?;
-    if let Some(p) = dynamic {
-        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        sample_id = store
-            .upsert_sample(
-                &hex::encode(Sha256::digest(&bytes)),
-                "config_bin",
-                name(p).as_deref(),
-            )
-            .await?;
+/// The config is linked to the last sample of the report (the config.bin when there is one).
+/// A report without samples (made by another tool, or edited) is linked to a sample named by
+/// the hash of its canonical content, of kind `config_report`.
+pub(crate) async fn store_report(store: &Store, report: &Report) -> anyhow::Result<String> {
+    let mut sample_id = None;
+    for s in &report.samples {
+        if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            anyhow::bail!("sample hash {:?} is not a SHA-256", s.sha256);
+        }
+        if !matches!(s.kind.as_str(), "pe" | "config_bin") {
+            anyhow::bail!("sample kind {:?} is neither pe nor config_bin", s.kind);
+        }
+        sample_id = Some(
+            store
+                .upsert_sample(&s.sha256.to_ascii_lowercase(), &s.kind, s.name.as_deref())
+                .await?,
+        );
     }
+    let sample_id = match sample_id {
+        Some(id) => id,
+        None => {
+            store
+                .upsert_sample(&canonical_hash(&content(report)?), "config_report", None)
+                .await?
+        }
+    };
     let mut targets: Vec<String> = report.injects.iter().map(|i| i.url_mask.clone()).collect();
     targets.extend(report.webfilters.iter().map(|f| f.mask.clone()));
     let inserted = store
