@@ -310,6 +310,34 @@ fn alert_from_row(r: &AnyRow) -> Result<AlertRow> {
 const TOKEN_COLUMNS: &str = "id, role, institution_id, label, created_at, revoked_at, last_used_at";
 
 impl Store {
+    /// Fills `victims.account_hash` for rows stored before the column existed. Runs when the
+    /// store opens; a no-op once every row has its hash.
+    pub(crate) async fn backfill_account_hashes(&self) -> Result<u64> {
+        let mut filled = 0;
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, account_norm FROM victims WHERE account_hash IS NULL ORDER BY id LIMIT 1000",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                return Ok(filled);
+            }
+            let mut tx = self.pool.begin().await?;
+            for r in &rows {
+                let id: i64 = r.try_get("id")?;
+                let norm: String = r.try_get("account_norm")?;
+                sqlx::query("UPDATE victims SET account_hash = $1 WHERE id = $2")
+                    .bind(account_hash(&norm))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            filled += rows.len() as u64;
+        }
+    }
+
     // ---- tokens ----
 
     /// Stores a new token (its hash only) with a scope and a label.
@@ -555,22 +583,37 @@ impl Store {
     /// The privacy-preserving lookup: the [`account_hash`]es of the victims of one institution
     /// (or, `None`, of all) that start with `prefix`, without the prefix, sorted. Audited.
     ///
-    /// The hash is computed here rather than in SQL: the backends' hash functions differ.
+    /// The hash is computed when a victim is stored (the backends' hash functions differ) and
+    /// indexed, so a lookup reads only the matching victims.
     pub async fn victim_suffixes_for_prefix(
         &self,
         actor: &str,
         institution: Option<&str>,
         prefix: &HashPrefix,
     ) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT account_norm FROM victims WHERE ($1 IS NULL OR institution_id = $1)",
-        )
-        .bind(institution)
+        // A range scan on the indexed hash: every lowercase hex string that starts with the
+        // prefix sorts in [prefix, prefix + "g").
+        let low = prefix.as_str().to_string();
+        let high = format!("{low}g");
+        let rows = match institution {
+            Some(inst) => sqlx::query(
+                "SELECT account_hash FROM victims
+                 WHERE institution_id = $1 AND account_hash >= $2 AND account_hash < $3",
+            )
+            .bind(inst)
+            .bind(&low)
+            .bind(&high),
+            None => sqlx::query(
+                "SELECT account_hash FROM victims WHERE account_hash >= $1 AND account_hash < $2",
+            )
+            .bind(&low)
+            .bind(&high),
+        }
         .fetch_all(&self.pool)
         .await?;
         let mut suffixes = Vec::new();
         for r in &rows {
-            let hash = account_hash(&r.try_get::<String, _>("account_norm")?);
+            let hash: String = r.try_get("account_hash")?;
             if let Some(suffix) = hash.strip_prefix(prefix.as_str()) {
                 suffixes.push(suffix.to_string());
             }

@@ -25,8 +25,8 @@ use sqlx::any::AnyArguments;
 use sqlx::{Any, Arguments, Row, Transaction};
 
 use crate::{
-    json, kinds_from_text, kinds_to_text, now_micros, Backend, IngestBatch, IngestOutcome, Result,
-    Store, StoreError,
+    account_hash, json, kinds_from_text, kinds_to_text, now_micros, Backend, IngestBatch,
+    IngestOutcome, Result, Store, StoreError,
 };
 
 /// Most bind parameters one statement may carry.
@@ -303,10 +303,10 @@ impl Store {
             .map(|(k, _)| k.clone())
             .collect();
         let mut created: HashMap<(String, String), i64> = HashMap::new();
-        const VICTIM_COLS: usize = 8;
+        const VICTIM_COLS: usize = 9;
         for chunk in new_keys.chunks(rows_per_statement(VICTIM_COLS)) {
             let sql = format!(
-                "INSERT INTO victims (institution_id, account_norm, account, exposed, urgency, first_seen, last_seen, n_records)
+                "INSERT INTO victims (institution_id, account_norm, account, exposed, urgency, first_seen, last_seen, n_records, account_hash)
                  VALUES {} ON CONFLICT (institution_id, account_norm) DO NOTHING RETURNING id, institution_id, account_norm",
                 values_clause(chunk.len(), VICTIM_COLS, 1)
             );
@@ -321,6 +321,7 @@ impl Store {
                 arg(&mut args, now)?;
                 arg(&mut args, now)?;
                 arg(&mut args, v.new_records)?;
+                arg(&mut args, account_hash(&key.1))?;
             }
             for row in sqlx::query_with(&sql, args).fetch_all(&mut **tx).await? {
                 let key = (

@@ -254,6 +254,10 @@ impl Store {
         };
         let store = Store { pool, backend };
         store.migrate().await?;
+        let filled = store.backfill_account_hashes().await?;
+        if filled > 0 {
+            tracing::info!(victims = filled, "account hashes filled in");
+        }
         Ok(store)
     }
 

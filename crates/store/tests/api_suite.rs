@@ -507,3 +507,30 @@ on_every_backend!(metrics_follow_the_outbox_and_acks, |s: Store| async move {
     assert_eq!(m.detected_to_ack_us[0].0, AckStatus::Frozen);
     assert!(m.detected_to_ack_us[0].1 > 0);
 });
+
+/// Victims stored before `account_hash` existed get it when the store opens, and the lookup
+/// (a range scan on that column) finds them.
+#[tokio::test]
+async fn lookup_hashes_are_filled_in_for_older_rows() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open_data_dir(dir.path()).await.unwrap();
+    two_banks(&s).await;
+    s.close().await;
+    // As a store from before the column: no hashes.
+    let url = format!("sqlite://{}", dir.path().join("dropwatch.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    conn.execute("UPDATE victims SET account_hash = NULL")
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let s = Store::open_data_dir(dir.path()).await.unwrap();
+    let h = account_hash("1111111");
+    let got = s
+        .victim_suffixes_for_prefix("bank-a", Some("a"), &HashPrefix::parse(&h[..5]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got, vec![h[5..].to_string()]);
+    s.close().await;
+}
