@@ -18,11 +18,16 @@
 //! `{"error":"unauthorized"}` and nothing else. Another institution's alert or victim is
 //! indistinguishable from one that does not exist (404). Every request is audited
 //! ([`auth`]); reads of personal data are audited again by the store.
+//!
+//! The TAXII 2.1 server for partners ([`taxii`]: `/taxii2/`, analyst and partner tokens,
+//! Bearer or HTTP Basic, TAXII error bodies) is mounted beside it; its routes are
+//! [`taxii::ROUTES`], documented in `docs/taxii.md`, not in the OpenAPI document.
 
 pub mod auth;
 mod error;
 mod metrics;
 mod openapi;
+pub mod taxii;
 
 use std::future::Future;
 
@@ -87,6 +92,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::authenticate_and_audit,
         ))
+        .merge(taxii::router(state.clone()))
         .with_state(state)
 }
 

@@ -25,10 +25,12 @@ mod ingest;
 pub use ingest::MAX_PARAMS;
 pub mod delivery_ops;
 pub mod monitor_ops;
+mod sharing;
 pub use configs::{
     canonical_hash, canonical_json, ConfigEvent, ConfigInsert, ConfigRow, NewConfig,
     EVENT_TARGETS_ADDED,
 };
+pub use sharing::*;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
