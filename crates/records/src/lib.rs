@@ -48,17 +48,20 @@ pub fn parse_report_line(line: &[u8]) -> Result<PanelReport, RecordError> {
 }
 
 /// The deployment's key for hashing secrets. 32 random bytes, kept out of the database.
+///
+/// Held as an HMAC already keyed (its inner and outer pads absorbed): each hash clones it,
+/// which saves two SHA-256 blocks of the four a short field costs.
 #[derive(Clone)]
-pub struct SecretKey([u8; 32]);
+pub struct SecretKey(HmacSha256);
 
 impl SecretKey {
     pub fn from_bytes(bytes: [u8; 32]) -> SecretKey {
-        SecretKey(bytes)
+        // HMAC accepts keys of any length, so this cannot fail.
+        SecretKey(<HmacSha256 as Mac>::new_from_slice(&bytes).unwrap_or_else(|_| unreachable!()))
     }
 
     fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length, so this cannot fail.
-        <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
+        self.0.clone()
     }
 
     /// HMAC-SHA256 over the parts, each followed by a 0 byte so that part boundaries count.
@@ -516,6 +519,19 @@ fn find_account_field(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_are_hmac_sha256_over_nul_terminated_parts() {
+        // Python: hmac.new(bytes([7]*32), b"secret\0password\0hunter2\0", hashlib.sha256)
+        let key = SecretKey::from_bytes([7; 32]);
+        let parts: [&[u8]; 3] = [b"secret", b"password", b"hunter2"];
+        assert_eq!(
+            key.hash_parts(&parts),
+            "584f08400a5f0059c5a9efbfdc3f1a4fb9febd2ff0042db7a1791f0b79499432"
+        );
+        // The pre-keyed state is reused, never advanced: the same input, the same hash.
+        assert_eq!(key.hash_parts(&parts), key.hash_parts(&parts));
+    }
 
     fn analyzer() -> RecordAnalyzer {
         let index = InstitutionIndex::new(vec![Institution {
