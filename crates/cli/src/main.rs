@@ -56,22 +56,15 @@ enum Command {
     Alerts(commands::alerts::AlertsCmd),
     /// Time to freeze: detected → delivered → acknowledged → frozen, overall and per institution.
     Report(commands::report::ReportArgs),
-    /// Export indicators as STIX 2.1, MISP or CSV (not built yet).
-    Export {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
-    },
+    /// Export indicators (never victims' data) as STIX 2.1, a MISP feed, CSV or plain blocklists.
+    #[command(subcommand)]
+    Export(commands::export::ExportCmd),
     /// Manage institutions and their webhooks.
     #[command(subcommand)]
     Institution(commands::institution::InstitutionCmd),
     /// Test data generator and simulated drop server.
     #[command(subcommand)]
     Testkit(commands::testkit::TestkitCmd),
-}
-
-fn not_built(name: &str, issue: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("dropwatch {name}: not built yet ({issue}); nothing was done");
-    Ok(ExitCode::from(2))
 }
 
 /// Exits quietly when stdout is a closed pipe (`dropwatch ... | head`), as Unix tools do,
@@ -128,9 +121,7 @@ fn main() -> ExitCode {
             Command::Audit(args) => commands::audit::run(&ctx, args).await,
             Command::Alerts(cmd) => commands::alerts::run(&ctx, cmd).await,
             Command::Report(args) => commands::report::run(&ctx, args).await,
-            Command::Export { .. } => {
-                not_built("export", "issue #7: STIX 2.1, TAXII 2.1, MISP and CSV")
-            }
+            Command::Export(cmd) => commands::export::run(&ctx, cmd).await,
             Command::Institution(cmd) => commands::institution::run(&ctx, cmd).await,
             Command::Testkit(cmd) => commands::testkit::run(cmd).await,
         }

@@ -291,13 +291,6 @@ fn no_secret_reaches_the_store_logs_or_webhooks() {
 }
 
 #[test]
-fn unbuilt_subcommands_say_so() {
-    let out = dropwatch().arg("export").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
-}
-
-#[test]
 fn ingest_a_file_twice_reads_only_what_was_appended() {
     let data = tempfile::tempdir().unwrap();
     let tk = tempfile::tempdir().unwrap();

@@ -22,6 +22,8 @@ mod api;
 pub use api::*;
 mod configs;
 mod ingest;
+mod intel;
+pub use intel::*;
 pub use ingest::MAX_PARAMS;
 pub mod delivery_ops;
 pub mod monitor_ops;

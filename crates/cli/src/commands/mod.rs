@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod audit;
 pub mod config;
 pub mod demo;
+pub mod export;
 pub mod ingest;
 pub mod inject;
 pub mod institution;
