@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 /// Microseconds since the Unix epoch, UTC. The store keeps every instant this way.
 pub type Micros = i64;
 
+pub mod time;
+
 /// A bank, card issuer or payment service whose customers are targeted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Institution {

@@ -760,103 +760,17 @@ impl Store {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// Parses a STIX/TAXII timestamp (RFC 3339 in UTC: `YYYY-MM-DDTHH:MM:SS[.fraction]Z`) into
 /// microseconds since the Unix epoch. Digits beyond the microsecond are truncated; years
 /// outside 1..=9999, other offsets and anything else answer `None`.
 pub fn parse_timestamp(text: &str) -> Option<Micros> {
-    let b = text.as_bytes();
-    if b.len() < 20 || !matches!(b[b.len() - 1], b'Z' | b'z') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = b.get(r)?;
-        s.iter().all(u8::is_ascii_digit).then(|| {
-            s.iter()
-                .fold(0i64, |acc, &c| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    let sep = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
-    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if y < 1 || !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] {
-        return None;
-    }
-    // A leap second (60) is allowed by RFC 3339; it folds into the next second.
-    if h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let rest = &b[19..b.len() - 1];
-    let micros = match rest {
-        [] => 0,
-        [b'.', digits @ ..] if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
-            let mut v = 0i64;
-            for i in 0..6 {
-                v = v * 10 + digits.get(i).map_or(0, |&c| i64::from(c - b'0'));
-            }
-            v
-        }
-        _ => return None,
-    };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s;
-    Some(secs * 1_000_000 + micros)
+    dropwatch_model::time::parse_zulu(text)
 }
 
 /// Formats microseconds since the Unix epoch as a TAXII timestamp with microsecond
 /// precision (`2026-12-05T10:00:00.123456Z`), the form of `date_added` and `version`.
 pub fn format_timestamp(micros: Micros) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    dropwatch_model::time::format_zulu(micros, 6)
 }
 
 #[cfg(test)]
