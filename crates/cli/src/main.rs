@@ -49,6 +49,10 @@ enum Command {
     Victims(commands::victims::VictimsArgs),
     /// Run the institution API and the webhook delivery worker until Ctrl-C.
     Serve(commands::serve::ServeArgs),
+    /// A stateless worker: claims monitor sources and alerts from the database with leases.
+    Worker(commands::worker::WorkerArgs),
+    /// Workers alive, leases held, queue depths, lag per source, delivery backlog.
+    Status(commands::status::StatusArgs),
     /// Read the audit log (who read what, every API request).
     Audit(commands::audit::AuditArgs),
     /// The alert outbox: list alerts by delivery status, re-deliver on demand.
@@ -118,6 +122,8 @@ fn main() -> ExitCode {
             Command::Ingest(args) => commands::ingest::run(&ctx, args).await,
             Command::Victims(args) => commands::victims::run(&ctx, args).await,
             Command::Serve(args) => commands::serve::run(&ctx, args).await,
+            Command::Worker(args) => commands::worker::run(&ctx, args).await,
+            Command::Status(args) => commands::status::run(&ctx, args).await,
             Command::Audit(args) => commands::audit::run(&ctx, args).await,
             Command::Alerts(cmd) => commands::alerts::run(&ctx, cmd).await,
             Command::Report(args) => commands::report::run(&ctx, args).await,

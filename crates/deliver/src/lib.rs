@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dropwatch_store::{now_micros, Attempt, AttemptNext, DueAlert, Store};
+use dropwatch_store::{now_micros, Attempt, AttemptNext, DueAlert, LeaseFence, Store};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
@@ -101,6 +101,13 @@ pub struct DeliveryConfig {
     pub idle_poll: Duration,
 }
 
+/// Most alerts one delivery pass claims (and sends concurrently).
+pub const DELIVERY_BATCH: i64 = 256;
+
+/// How long a claimed alert stays leased to its deliverer by default: longer than a request
+/// can take, so that a live sender keeps it without renewals.
+pub const DEFAULT_ALERT_LEASE: Duration = Duration::from_secs(60);
+
 impl Default for DeliveryConfig {
     fn default() -> DeliveryConfig {
         DeliveryConfig {
@@ -131,6 +138,12 @@ pub struct Deliverer {
     store: Store,
     client: reqwest::Client,
     config: Arc<DeliveryConfig>,
+    /// The owner name of the alert leases this deliverer takes.
+    owner: Arc<str>,
+    /// How long a claimed alert stays leased to this deliverer. Another deliverer (a `dropwatch
+    /// worker`, `serve`) can take it over only after this; a `dropwatch worker` renews the
+    /// leases of its in-flight alerts at every heartbeat.
+    lease: Duration,
 }
 
 impl Deliverer {
@@ -140,21 +153,54 @@ impl Deliverer {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("dropwatch/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let owner = format!(
+            "deliver-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
         Ok(Deliverer {
             store,
             client,
             config: Arc::new(config),
+            owner: owner.into(),
+            lease: DEFAULT_ALERT_LEASE,
         })
     }
 
-    /// One pass: sends every due alert (concurrently) and records each attempt. Returns how many
-    /// were delivered.
+    /// The same deliverer with another alert lease time.
+    pub fn with_lease(mut self, lease: Duration) -> Deliverer {
+        self.lease = lease;
+        self
+    }
+
+    /// The same deliverer taking its leases under `owner` (a `dropwatch worker`'s id, so
+    /// that the worker's heartbeat renews them and its clean stop releases them).
+    pub fn with_owner(mut self, owner: &str) -> Deliverer {
+        self.owner = owner.into();
+        self
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// One pass: claims due alerts (a lease each, so that no other deliverer sends them at the
+    /// same time), sends them concurrently and records each attempt under its lease. Returns
+    /// how many were delivered.
     pub async fn deliver_due(&self) -> Result<usize, dropwatch_store::StoreError> {
-        let due = self.store.due_alerts(now_micros(), 256).await?;
+        let due = self
+            .store
+            .claim_alerts(
+                &self.owner,
+                now_micros(),
+                self.lease.as_micros() as i64,
+                DELIVERY_BATCH,
+            )
+            .await?;
         let mut set = tokio::task::JoinSet::new();
-        for alert in due {
+        for claimed in due {
             let this = self.clone();
-            set.spawn(async move { this.deliver_one(alert).await });
+            set.spawn(async move { this.deliver_one(claimed.alert, claimed.lease).await });
         }
         let mut delivered = 0;
         while let Some(res) = set.join_next().await {
@@ -168,11 +214,16 @@ impl Deliverer {
         Ok(delivered)
     }
 
-    async fn deliver_one(&self, alert: DueAlert) -> Result<bool, dropwatch_store::StoreError> {
+    async fn deliver_one(
+        &self,
+        alert: DueAlert,
+        lease: LeaseFence,
+    ) -> Result<bool, dropwatch_store::StoreError> {
         let (Some(url), Some(secret)) = (
             alert.webhook_url.as_deref(),
             alert.webhook_secret.as_deref(),
         ) else {
+            self.store.release_alert(alert.id, &lease).await?;
             return Ok(false);
         };
         let started = Instant::now();
@@ -217,9 +268,11 @@ impl Deliverer {
             }
             _ => {}
         }
-        self.store
-            .record_attempt(
+        let recorded = self
+            .store
+            .record_attempt_fenced(
                 alert.id,
+                &lease,
                 &Attempt {
                     at,
                     http_status: status,
@@ -229,6 +282,14 @@ impl Deliverer {
                 },
             )
             .await?;
+        if !recorded {
+            // The lease expired and another deliverer claimed the alert: its attempt counts.
+            tracing::warn!(
+                alert = alert.id,
+                "alert lease lost during the attempt; attempt not recorded"
+            );
+            return Ok(false);
+        }
         Ok(next == AttemptNext::Delivered)
     }
 

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dropwatch_records::RecordAnalyzer;
-use dropwatch_store::{now_micros, IngestBatch, IngestOutcome, MonitorSource, Store, StoreError};
+use dropwatch_store::{
+    now_micros, IngestBatch, IngestOutcome, LeaseFence, MonitorSource, Store, StoreError,
+};
 use rand::Rng;
 use tokio::sync::{watch, Notify};
 
@@ -196,6 +198,20 @@ impl Monitor {
         &self.totals
     }
 
+    pub fn config(&self) -> &MonitorConfig {
+        &self.config
+    }
+
+    /// True when a poll stopped at the read limit (bytes, or panel rows), so the source has
+    /// more to read now rather than at its next interval.
+    pub fn read_limit_reached(&self, source: &MonitorSource, out: &PollOutcome) -> bool {
+        if source.kind == KIND_PANEL_MYSQL {
+            out.lines >= self.config.panel_db.max_rows
+        } else {
+            out.bytes >= self.config.max_body_bytes as u64
+        }
+    }
+
     pub fn new(
         store: Store,
         analyzer: Arc<RecordAnalyzer>,
@@ -255,6 +271,23 @@ impl Monitor {
         full: bool,
         fetched_at: i64,
     ) -> Result<PollOutcome, StoreError> {
+        self.ingest_formatted_leased(source, None, format, cursor, data, full, fetched_at)
+            .await
+    }
+
+    /// [`Monitor::ingest_formatted`] under a source lease: the batch commits only while the
+    /// lease holds (see `dropwatch_store::LeaseFence`).
+    #[allow(clippy::too_many_arguments)]
+    async fn ingest_formatted_leased(
+        &self,
+        source: Option<&MonitorSource>,
+        lease: Option<&LeaseFence>,
+        format: DropFormat,
+        cursor: &ByteCursor,
+        data: &[u8],
+        full: bool,
+        fetched_at: i64,
+    ) -> Result<PollOutcome, StoreError> {
         let base = cursor.offset;
         let mut parsed = formats::parse_chunk(format, base, data, cursor.header.as_deref());
         let mut out = PollOutcome {
@@ -297,7 +330,7 @@ impl Monitor {
             // A snapshot has no position: it is read whole every time.
             ByteCursor::default()
         };
-        self.ingest_records(source, next.to_text(), records, out, fetched_at)
+        self.ingest_records(source, lease, next.to_text(), records, out, fetched_at)
             .await
     }
 
@@ -306,6 +339,7 @@ impl Monitor {
     async fn ingest_records(
         &self,
         source: Option<&MonitorSource>,
+        lease: Option<&LeaseFence>,
         cursor: String,
         records: Vec<dropwatch_model::AnalyzedRecord>,
         mut out: PollOutcome,
@@ -317,7 +351,7 @@ impl Monitor {
             fetched_at,
             source_server: source.map(|s| s.url.clone()),
             records,
-            lease: None,
+            lease: lease.cloned(),
         };
         out.ingest = self.store.ingest(&batch).await?;
         self.totals.add(&out);
@@ -329,16 +363,29 @@ impl Monitor {
 
     /// Polls one source once.
     pub async fn poll(&self, source: &MonitorSource) -> Result<PollOutcome, MonitorError> {
+        self.poll_leased(source, None).await
+    }
+
+    /// Polls one source once under a lease (`dropwatch worker`): what was read is ingested only
+    /// while the source is still leased to `lease.owner` under `lease.epoch`; otherwise the poll
+    /// fails with `StoreError::LeaseLost`, nothing is written, and the source's error is left
+    /// alone (it belongs to the new holder).
+    pub async fn poll_leased(
+        &self,
+        source: &MonitorSource,
+        lease: Option<&LeaseFence>,
+    ) -> Result<PollOutcome, MonitorError> {
         let res = match (
             source.kind.as_str(),
             formats::byte_source_kind(&source.kind),
         ) {
-            (KIND_PANEL_MYSQL, _) => self.poll_panel_mysql(source).await,
-            (_, Some((Transport::Http, format))) => self.poll_http(source, format).await,
-            (_, Some((Transport::File, format))) => self.poll_file(source, format).await,
+            (KIND_PANEL_MYSQL, _) => self.poll_panel_mysql(source, lease).await,
+            (_, Some((Transport::Http, format))) => self.poll_http(source, lease, format).await,
+            (_, Some((Transport::File, format))) => self.poll_file(source, lease, format).await,
             (other, _) => Err(MonitorError::UnsupportedKind(other.to_string())),
         };
         match &res {
+            Err(MonitorError::Store(StoreError::LeaseLost { .. })) => {}
             Err(e) => {
                 self.store
                     .note_poll(source.id, Some(&e.to_string()))
@@ -366,6 +413,7 @@ impl Monitor {
     async fn poll_http(
         &self,
         source: &MonitorSource,
+        lease: Option<&LeaseFence>,
         format: DropFormat,
     ) -> Result<PollOutcome, MonitorError> {
         let url =
@@ -444,13 +492,14 @@ impl Monitor {
             return Ok(PollOutcome::default());
         }
         Ok(self
-            .ingest_formatted(Some(source), format, &cursor, data, full, fetched_at)
+            .ingest_formatted_leased(Some(source), lease, format, &cursor, data, full, fetched_at)
             .await?)
     }
 
     async fn poll_file(
         &self,
         source: &MonitorSource,
+        lease: Option<&LeaseFence>,
         format: DropFormat,
     ) -> Result<PollOutcome, MonitorError> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -488,7 +537,15 @@ impl Monitor {
         }
         let full = data.len() >= self.config.max_body_bytes;
         Ok(self
-            .ingest_formatted(Some(source), format, &cursor, &data, full, now_micros())
+            .ingest_formatted_leased(
+                Some(source),
+                lease,
+                format,
+                &cursor,
+                &data,
+                full,
+                now_micros(),
+            )
             .await?)
     }
 

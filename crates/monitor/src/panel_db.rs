@@ -430,6 +430,7 @@ impl Monitor {
     pub(crate) async fn poll_panel_mysql(
         &self,
         source: &MonitorSource,
+        lease: Option<&dropwatch_store::LeaseFence>,
     ) -> Result<PollOutcome, MonitorError> {
         let url =
             url::Url::parse(&source.url).map_err(|_| MonitorError::BadUrl(source.url.clone()))?;
@@ -471,6 +472,7 @@ impl Monitor {
         Ok(self
             .ingest_records(
                 Some(source),
+                lease,
                 fetched.cursor.to_text(),
                 fetched.records,
                 out,

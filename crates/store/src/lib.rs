@@ -23,8 +23,8 @@ pub use api::*;
 mod configs;
 mod ingest;
 mod intel;
-pub use intel::*;
 pub use ingest::MAX_PARAMS;
+pub use intel::*;
 pub mod delivery_ops;
 pub mod monitor_ops;
 mod sharing;
@@ -33,6 +33,8 @@ pub use configs::{
     EVENT_TARGETS_ADDED,
 };
 pub use sharing::*;
+mod workers;
+pub use workers::*;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -11,5 +11,7 @@ pub mod institution;
 pub mod monitor;
 pub mod report;
 pub mod serve;
+pub mod status;
 pub mod testkit;
 pub mod victims;
+pub mod worker;
