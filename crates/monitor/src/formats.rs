@@ -131,6 +131,12 @@ pub struct ByteCursor {
     pub offset: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<Vec<String>>,
+    /// The HTTP validators of the last complete read (`ETag`, `Last-Modified`), sent back as
+    /// `If-None-Match` / `If-Modified-Since`: an unchanged drop answers 304 and costs nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
 }
 
 impl ByteCursor {
@@ -142,18 +148,30 @@ impl ByteCursor {
         if let Ok(offset) = text.parse() {
             return ByteCursor {
                 offset,
-                header: None,
+                ..ByteCursor::default()
             };
         }
         serde_json::from_str(text).unwrap_or_default()
     }
 
     pub fn to_text(&self) -> String {
-        match &self.header {
-            None => self.offset.to_string(),
-            Some(_) => serde_json::to_string(self).unwrap_or_else(|_| self.offset.to_string()),
+        if self.header.is_none() && self.etag.is_none() && self.last_modified.is_none() {
+            self.offset.to_string()
+        } else {
+            serde_json::to_string(self).unwrap_or_else(|_| self.offset.to_string())
         }
     }
+}
+
+/// Longest validator kept: a server's `ETag` or `Last-Modified` is attacker-written text that
+/// is stored with the cursor and sent back, so anything long or odd is simply not used.
+pub const MAX_VALIDATOR_LEN: usize = 200;
+
+/// A validator header's value if it is short visible ASCII, else `None`.
+pub fn validator(value: Option<&[u8]>) -> Option<String> {
+    let v = value?;
+    (!v.is_empty() && v.len() <= MAX_VALIDATOR_LEN && v.iter().all(|b| (0x20..0x7f).contains(b)))
+        .then(|| String::from_utf8_lossy(v).into_owned())
 }
 
 /// What parsing a chunk of a source gave.
@@ -481,8 +499,26 @@ mod tests {
         let c = ByteCursor {
             offset: 7,
             header: Some(vec!["id".into(), "context".into()]),
+            ..ByteCursor::default()
         };
         assert_eq!(ByteCursor::parse(Some(&c.to_text())), c);
+        let v = ByteCursor {
+            etag: Some("\"abc\"".into()),
+            last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
+            ..ByteCursor::default()
+        };
+        assert_eq!(ByteCursor::parse(Some(&v.to_text())), v);
+    }
+
+    #[test]
+    fn validators_are_short_visible_ascii_or_nothing() {
+        assert_eq!(validator(Some(b"W/\"x1\"")), Some("W/\"x1\"".into()));
+        assert_eq!(validator(None), None);
+        assert_eq!(validator(Some(b"")), None);
+        assert_eq!(validator(Some(b"a\r\nSet-Cookie: x")), None);
+        assert_eq!(validator(Some("\u{e9}".as_bytes())), None);
+        assert_eq!(validator(Some(&[b'a'; MAX_VALIDATOR_LEN + 1])), None);
+        assert!(validator(Some(&[b'a'; MAX_VALIDATOR_LEN])).is_some());
     }
 
     #[test]

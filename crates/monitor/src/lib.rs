@@ -245,7 +245,7 @@ impl Monitor {
     ) -> Result<PollOutcome, StoreError> {
         let cursor = ByteCursor {
             offset: base,
-            header: None,
+            ..ByteCursor::default()
         };
         self.ingest_formatted(
             source,
@@ -321,14 +321,27 @@ impl Monitor {
                 }
             }
         }
+        // The validators describe the whole resource: they are kept only after a read that
+        // reached its end, or an unchanged drop would hide what lies beyond the read limit.
+        let (etag, last_modified) = if full {
+            (None, None)
+        } else {
+            (cursor.etag.clone(), cursor.last_modified.clone())
+        };
         let next = if format.is_append_only() {
             ByteCursor {
                 offset: base + parsed.consumed as u64,
                 header: parsed.header,
+                etag,
+                last_modified,
             }
         } else {
-            // A snapshot has no position: it is read whole every time.
-            ByteCursor::default()
+            // A snapshot has no position: it is read whole every time it changes.
+            ByteCursor {
+                etag,
+                last_modified,
+                ..ByteCursor::default()
+            }
         };
         self.ingest_records(source, lease, next.to_text(), records, out, fetched_at)
             .await
@@ -423,11 +436,22 @@ impl Monitor {
         }
         let mut cursor = ByteCursor::parse(source.cursor.as_deref());
         if !format.is_append_only() {
-            cursor = ByteCursor::default();
+            cursor = ByteCursor {
+                etag: cursor.etag,
+                last_modified: cursor.last_modified,
+                ..ByteCursor::default()
+            };
         }
         let mut req = self.client.get(url.clone());
         if cursor.offset > 0 {
             req = req.header("range", format!("bytes={}-", cursor.offset));
+        }
+        // Conditional: an unchanged drop answers 304 and nothing is transferred or parsed.
+        if let Some(etag) = &cursor.etag {
+            req = req.header("if-none-match", etag.as_str());
+        }
+        if let Some(lm) = &cursor.last_modified {
+            req = req.header("if-modified-since", lm.as_str());
         }
         let http_err = |e| MonitorError::Http {
             url: source.url.clone(),
@@ -435,6 +459,13 @@ impl Monitor {
         };
         let mut res = req.send().await.map_err(http_err)?;
         let status = res.status().as_u16();
+        if status == 304 {
+            self.store.note_poll(source.id, None).await?;
+            return Ok(PollOutcome::default());
+        }
+        let etag = formats::validator(res.headers().get("etag").map(|v| v.as_bytes()));
+        let last_modified =
+            formats::validator(res.headers().get("last-modified").map(|v| v.as_bytes()));
         if status == 416 {
             self.store.note_poll(source.id, None).await?;
             return Ok(PollOutcome::default());
@@ -491,6 +522,8 @@ impl Monitor {
             self.store.note_poll(source.id, None).await?;
             return Ok(PollOutcome::default());
         }
+        cursor.etag = etag;
+        cursor.last_modified = last_modified;
         Ok(self
             .ingest_formatted_leased(Some(source), lease, format, &cursor, data, full, fetched_at)
             .await?)

@@ -1,0 +1,241 @@
+//! Conditional polling: a drop that sends `ETag` / `Last-Modified` is asked again with
+//! `If-None-Match` / `If-Modified-Since`; while it is unchanged it answers 304, nothing is read
+//! or parsed, and the cursor stays; when it changes, the new records (and only those) arrive.
+//! A validator that is too long or not plain ASCII is never stored or sent back.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use dropwatch_masks::InstitutionIndex;
+use dropwatch_model::Institution;
+use dropwatch_monitor::{Monitor, MonitorConfig, KIND_HTTP_JSON, KIND_HTTP_JSONL};
+use dropwatch_records::{RecordAnalyzer, SecretKey};
+use dropwatch_store::{MonitorSource, Store};
+use tokio::sync::Notify;
+
+fn bank() -> Institution {
+    Institution {
+        id: "jp-a".into(),
+        name: "A Bank".into(),
+        country: "JP".into(),
+        domains: vec!["a-bank.example".into()],
+        url_masks: vec![],
+        account_fields: vec!["kouza_no".into()],
+    }
+}
+
+fn report(n: u32) -> serde_json::Value {
+    serde_json::json!({
+        "id": n, "bot_id": format!("WIN7_{n:08X}"), "botnet": "bn1", "type": 12,
+        "path_source": "https://ib.a-bank.example/login.do",
+        "context": format!("https://ib.a-bank.example/login.do\nPOST data:\n\nkouza_no=100-{n:04}\npassword=Pw{n}xQ%21z\n"),
+    })
+}
+
+/// The drop's current content and how it was asked for.
+#[derive(Default)]
+struct Drop {
+    body: Mutex<Vec<u8>>,
+    version: AtomicUsize,
+    /// The validator the server sends (with `{v}` replaced by the version).
+    etag_template: Mutex<String>,
+    full: AtomicUsize,
+    not_modified: AtomicUsize,
+    conditional: AtomicUsize,
+}
+
+impl Drop {
+    fn set(&self, body: Vec<u8>) {
+        *self.body.lock().unwrap() = body;
+        self.version.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve_drop(State(d): State<Arc<Drop>>, headers: HeaderMap) -> Response {
+    let etag = d
+        .etag_template
+        .lock()
+        .unwrap()
+        .replace("{v}", &d.version.load(Ordering::SeqCst).to_string());
+    let last_modified = format!(
+        "Wed, 21 Oct 2015 07:{:02}:00 GMT",
+        d.version.load(Ordering::SeqCst) % 60
+    );
+    let inm = headers.get(header::IF_NONE_MATCH);
+    let ims = headers.get(header::IF_MODIFIED_SINCE);
+    if inm.is_some() || ims.is_some() {
+        d.conditional.fetch_add(1, Ordering::SeqCst);
+    }
+    let unchanged = match (inm, ims) {
+        (Some(v), _) => v.as_bytes() == etag.as_bytes(),
+        (None, Some(v)) => v.as_bytes() == last_modified.as_bytes(),
+        (None, None) => false,
+    };
+    if unchanged {
+        d.not_modified.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    d.full.fetch_add(1, Ordering::SeqCst);
+    let mut res = d.body.lock().unwrap().clone().into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&last_modified) {
+        res.headers_mut().insert(header::LAST_MODIFIED, v);
+    }
+    res
+}
+
+async fn start(d: Arc<Drop>) -> String {
+    let app = Router::new().route("/drop", get(serve_drop)).with_state(d);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/drop")
+}
+
+async fn setup(dir: &std::path::Path) -> (Store, Monitor) {
+    let store = Store::open_data_dir(dir).await.unwrap();
+    store.upsert_institution(&bank()).await.unwrap();
+    let analyzer = Arc::new(RecordAnalyzer::new(
+        InstitutionIndex::new(vec![bank()]),
+        SecretKey::from_bytes([3; 32]),
+    ));
+    let config = MonitorConfig {
+        poll_interval: Duration::from_secs(3600),
+        allow_private: true,
+        ..MonitorConfig::default()
+    };
+    let m = Monitor::new(store.clone(), analyzer, config, Arc::new(Notify::new())).unwrap();
+    (store, m)
+}
+
+async fn source(store: &Store, id: i64) -> MonitorSource {
+    store
+        .list_monitor_sources()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == id)
+        .unwrap()
+}
+
+fn json_array(n: u32) -> Vec<u8> {
+    serde_json::to_vec(&(1..=n).map(report).collect::<Vec<_>>()).unwrap()
+}
+
+#[tokio::test]
+async fn an_unchanged_snapshot_answers_304_and_a_changed_one_brings_only_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, m) = setup(dir.path()).await;
+    let d = Arc::new(Drop::default());
+    *d.etag_template.lock().unwrap() = "\"v{v}\"".into();
+    d.set(json_array(3));
+    let url = start(d.clone()).await;
+    let id = store
+        .add_monitor_source(None, KIND_HTTP_JSON, &url)
+        .await
+        .unwrap();
+
+    let first = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(first.ingest.new_records, 3);
+    for _ in 0..3 {
+        let again = m.poll(&source(&store, id).await).await.unwrap();
+        assert_eq!(
+            (again.bytes, again.lines),
+            (0, 0),
+            "nothing read while unchanged"
+        );
+    }
+    assert_eq!(d.full.load(Ordering::SeqCst), 1);
+    assert_eq!(d.not_modified.load(Ordering::SeqCst), 3);
+
+    d.set(json_array(5));
+    let changed = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(
+        (changed.ingest.new_records, changed.ingest.duplicate_records),
+        (2, 3)
+    );
+    assert_eq!(d.full.load(Ordering::SeqCst), 2);
+    let unchanged = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(unchanged.bytes, 0);
+    assert_eq!(store.stats().await.unwrap().records, 5);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_append_only_drop_is_asked_conditionally_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, m) = setup(dir.path()).await;
+    let d = Arc::new(Drop::default());
+    *d.etag_template.lock().unwrap() = "W/\"{v}\"".into();
+    let lines = |n: u32| -> Vec<u8> {
+        (1..=n)
+            .map(|i| format!("{}\n", report(i)))
+            .collect::<String>()
+            .into_bytes()
+    };
+    d.set(lines(2));
+    let url = start(d.clone()).await;
+    let id = store
+        .add_monitor_source(None, KIND_HTTP_JSONL, &url)
+        .await
+        .unwrap();
+    assert_eq!(
+        m.poll(&source(&store, id).await)
+            .await
+            .unwrap()
+            .ingest
+            .new_records,
+        2
+    );
+    let cursor_before = source(&store, id).await.cursor;
+    assert_eq!(m.poll(&source(&store, id).await).await.unwrap().bytes, 0);
+    assert_eq!(
+        source(&store, id).await.cursor,
+        cursor_before,
+        "a 304 keeps the cursor"
+    );
+    d.set(lines(4));
+    // This server ignores Range: the monitor skips what it has read and takes the rest.
+    let more = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(
+        (more.ingest.new_records, more.ingest.duplicate_records),
+        (2, 0)
+    );
+    assert_eq!(d.not_modified.load(Ordering::SeqCst), 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn hostile_validators_are_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, m) = setup(dir.path()).await;
+    let d = Arc::new(Drop::default());
+    // Too long to keep: every poll is a full read, never a conditional one.
+    *d.etag_template.lock().unwrap() = format!("\"{}{{v}}\"", "x".repeat(500));
+    d.set(json_array(2));
+    let url = start(d.clone()).await;
+    let id = store
+        .add_monitor_source(None, KIND_HTTP_JSON, &url)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        m.poll(&source(&store, id).await).await.unwrap();
+    }
+    let cursor = source(&store, id).await.cursor.unwrap_or_default();
+    assert!(
+        !cursor.contains("xxxx"),
+        "the long ETag is not stored: {cursor}"
+    );
+    // Only Last-Modified (short, plain) was kept and sent back.
+    assert_eq!(d.full.load(Ordering::SeqCst), 1);
+    assert_eq!(d.not_modified.load(Ordering::SeqCst), 2);
+    store.close().await;
+}
