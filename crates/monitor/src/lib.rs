@@ -74,6 +74,13 @@ pub struct MonitorConfig {
     pub allow_private: bool,
     /// Bounds of one poll of a panel database.
     pub panel_db: panel_db::PanelDbLimits,
+    /// Every HTTP(S) request through this proxy: `http://`, `https://`, `socks5://` or
+    /// `socks5h://` (names resolved by the proxy, as through Tor). `None`: direct, or what the
+    /// `HTTP(S)_PROXY` environment says.
+    pub proxy: Option<String>,
+    /// At most this many requests per second to one host, across its sources (a drop server
+    /// that sees a burst of polls may notice it is watched). `None`: no limit.
+    pub max_requests_per_host_per_sec: Option<f64>,
 }
 
 impl Default for MonitorConfig {
@@ -86,6 +93,8 @@ impl Default for MonitorConfig {
             user_agent: concat!("dropwatch/", env!("CARGO_PKG_VERSION")).to_string(),
             allow_private: false,
             panel_db: panel_db::PanelDbLimits::default(),
+            proxy: None,
+            max_requests_per_host_per_sec: None,
         }
     }
 }
@@ -191,6 +200,8 @@ pub struct Monitor {
     /// Notified whenever an ingest produced alerts, so delivery starts at once.
     alerts_ready: Arc<Notify>,
     totals: Arc<MonitorTotals>,
+    /// When the next request to each host may start (the per-host rate limit).
+    next_request: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
 }
 
 impl Monitor {
@@ -218,12 +229,15 @@ impl Monitor {
         config: MonitorConfig,
         alerts_ready: Arc<Notify>,
     ) -> Result<Monitor, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .user_agent(config.user_agent.clone())
             // Redirects could lead into private ranges; a drop that moves is re-registered by hand.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(proxy) = &config.proxy {
+            builder = builder.proxy(reqwest::Proxy::all(proxy.as_str())?);
+        }
+        let client = builder.build()?;
         Ok(Monitor {
             store,
             analyzer,
@@ -231,6 +245,7 @@ impl Monitor {
             config: Arc::new(config),
             alerts_ready,
             totals: Arc::default(),
+            next_request: Arc::default(),
         })
     }
 
@@ -442,6 +457,7 @@ impl Monitor {
                 ..ByteCursor::default()
             };
         }
+        self.wait_for_host(url.host_str().unwrap_or_default()).await;
         let mut req = self.client.get(url.clone());
         if cursor.offset > 0 {
             req = req.header("range", format!("bytes={}-", cursor.offset));
@@ -527,6 +543,29 @@ impl Monitor {
         Ok(self
             .ingest_formatted_leased(Some(source), lease, format, &cursor, data, full, fetched_at)
             .await?)
+    }
+
+    /// Waits until a request to `host` fits the per-host rate limit, and books its slot.
+    async fn wait_for_host(&self, host: &str) {
+        let Some(rate) = self
+            .config
+            .max_requests_per_host_per_sec
+            .filter(|r| r.is_finite() && *r > 0.0)
+        else {
+            return;
+        };
+        let spacing = Duration::from_secs_f64((1.0 / rate).min(3600.0));
+        let start = {
+            let mut next = self
+                .next_request
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            let slot = next.get(host).copied().filter(|t| *t > now).unwrap_or(now);
+            next.insert(host.to_string(), slot + spacing);
+            slot
+        };
+        tokio::time::sleep_until(start.into()).await;
     }
 
     async fn poll_file(

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use dropwatch_deliver::{Deliverer, DeliveryConfig};
 use dropwatch_masks::InstitutionIndex;
 use dropwatch_monitor::{
@@ -43,7 +43,53 @@ pub enum MonitorCmd {
         /// Allow sources on loopback and private addresses.
         #[arg(long)]
         allow_private: bool,
+        #[command(flatten)]
+        http: HttpArgs,
     },
+}
+
+/// How monitors reach drop servers over HTTP(S).
+#[derive(Args, Debug, Clone, Default)]
+pub struct HttpArgs {
+    /// Send every request through this proxy: http://, https://, socks5:// or socks5h://
+    /// (names resolved by the proxy, e.g. Tor at socks5h://127.0.0.1:9050).
+    #[arg(long, env = "DROPWATCH_PROXY")]
+    pub proxy: Option<String>,
+    /// The User-Agent header sent to drop servers.
+    #[arg(long)]
+    pub user_agent: Option<String>,
+    /// At most this many requests per second to one host.
+    #[arg(long)]
+    pub max_rate: Option<f64>,
+}
+
+impl HttpArgs {
+    /// `config` with these settings applied.
+    pub fn apply(&self, mut config: MonitorConfig) -> anyhow::Result<MonitorConfig> {
+        if let Some(rate) = self.max_rate {
+            anyhow::ensure!(
+                rate.is_finite() && rate > 0.0,
+                "--max-rate must be a positive number of requests per second"
+            );
+            config.max_requests_per_host_per_sec = Some(rate);
+        }
+        if let Some(ua) = &self.user_agent {
+            anyhow::ensure!(
+                !ua.is_empty() && ua.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "--user-agent must be visible ASCII"
+            );
+            config.user_agent = ua.clone();
+        }
+        if let Some(proxy) = &self.proxy {
+            let scheme = proxy.split("://").next().unwrap_or_default();
+            anyhow::ensure!(
+                proxy.contains("://") && matches!(scheme, "http" | "https" | "socks5" | "socks5h"),
+                "--proxy must be an http://, https://, socks5:// or socks5h:// URL"
+            );
+            config.proxy = Some(proxy.clone());
+        }
+        Ok(config)
+    }
 }
 
 /// Builds the monitor and the deliverer that share one store and one wake-up signal.
@@ -115,12 +161,13 @@ pub async fn run(ctx: &Context, cmd: MonitorCmd) -> anyhow::Result<ExitCode> {
             once,
             interval,
             allow_private,
+            http,
         } => {
-            let config = MonitorConfig {
+            let config = http.apply(MonitorConfig {
                 poll_interval: Duration::from_secs_f64(interval.max(0.05)),
                 allow_private,
                 ..MonitorConfig::default()
-            };
+            })?;
             let (monitor, deliverer, wake) =
                 pipeline(ctx, &store, config, DeliveryConfig::default()).await?;
             if once {

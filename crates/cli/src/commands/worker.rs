@@ -71,6 +71,8 @@ pub struct WorkerArgs {
     /// Allow sources on loopback and private addresses.
     #[arg(long)]
     allow_private: bool,
+    #[command(flatten)]
+    http: super::monitor::HttpArgs,
     /// Dead-letter an alert after this many failed delivery attempts.
     #[arg(long, default_value_t = DeliveryConfig::default().max_attempts)]
     max_attempts: u32,
@@ -132,11 +134,11 @@ pub async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(ttl / 8).await;
     }
 
-    let config = MonitorConfig {
+    let config = args.http.apply(MonitorConfig {
         poll_interval: interval,
         allow_private: args.allow_private,
         ..MonitorConfig::default()
-    };
+    })?;
     let delivery = DeliveryConfig {
         max_attempts: args.max_attempts.max(1),
         idle_poll: interval.clamp(Duration::from_millis(50), Duration::from_millis(500)),

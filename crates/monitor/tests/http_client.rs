@@ -1,7 +1,12 @@
+//! How a monitor talks to drop servers over HTTP.
+//!
 //! Conditional polling: a drop that sends `ETag` / `Last-Modified` is asked again with
 //! `If-None-Match` / `If-Modified-Since`; while it is unchanged it answers 304, nothing is read
 //! or parsed, and the cursor stays; when it changes, the new records (and only those) arrive.
 //! A validator that is too long or not plain ASCII is never stored or sent back.
+//!
+//! A proxy (police and CERTs watch drops through Tor or their own egress) carries every
+//! request, and a per-host rate limit spaces requests to one server.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +52,8 @@ struct Drop {
     etag_template: Mutex<String>,
     full: AtomicUsize,
     not_modified: AtomicUsize,
+    /// Requests in absolute form for the fictional host: they came through a proxy.
+    proxied: AtomicUsize,
     conditional: AtomicUsize,
 }
 
@@ -57,7 +64,14 @@ impl Drop {
     }
 }
 
-async fn serve_drop(State(d): State<Arc<Drop>>, headers: HeaderMap) -> Response {
+async fn serve_drop(
+    State(d): State<Arc<Drop>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    if uri.host() == Some("drop.invalid") {
+        d.proxied.fetch_add(1, Ordering::SeqCst);
+    }
     let etag = d
         .etag_template
         .lock()
@@ -101,6 +115,10 @@ async fn start(d: Arc<Drop>) -> String {
 }
 
 async fn setup(dir: &std::path::Path) -> (Store, Monitor) {
+    setup_with(dir, MonitorConfig::default()).await
+}
+
+async fn setup_with(dir: &std::path::Path, config: MonitorConfig) -> (Store, Monitor) {
     let store = Store::open_data_dir(dir).await.unwrap();
     store.upsert_institution(&bank()).await.unwrap();
     let analyzer = Arc::new(RecordAnalyzer::new(
@@ -110,7 +128,7 @@ async fn setup(dir: &std::path::Path) -> (Store, Monitor) {
     let config = MonitorConfig {
         poll_interval: Duration::from_secs(3600),
         allow_private: true,
-        ..MonitorConfig::default()
+        ..config
     };
     let m = Monitor::new(store.clone(), analyzer, config, Arc::new(Notify::new())).unwrap();
     (store, m)
@@ -237,5 +255,66 @@ async fn hostile_validators_are_not_kept() {
     // Only Last-Modified (short, plain) was kept and sent back.
     assert_eq!(d.full.load(Ordering::SeqCst), 1);
     assert_eq!(d.not_modified.load(Ordering::SeqCst), 2);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_proxy_carries_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Arc::new(Drop::default());
+    *d.etag_template.lock().unwrap() = "\"{v}\"".into();
+    d.set(json_array(3));
+    let direct = start(d.clone()).await;
+    // The drop server doubles as the proxy: it answers absolute-form requests by path.
+    let proxy = direct.trim_end_matches("/drop").to_string();
+    let (store, m) = setup_with(
+        dir.path(),
+        MonitorConfig {
+            proxy: Some(proxy),
+            ..MonitorConfig::default()
+        },
+    )
+    .await;
+    // The name does not resolve: only the proxy can reach it.
+    let id = store
+        .add_monitor_source(None, KIND_HTTP_JSON, "http://drop.invalid/drop")
+        .await
+        .unwrap();
+    let out = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(out.ingest.new_records, 3);
+    assert_eq!(d.proxied.load(Ordering::SeqCst), 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn requests_to_one_host_are_spaced_by_the_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Arc::new(Drop::default());
+    d.set(json_array(1));
+    let url = start(d.clone()).await;
+    let (store, m) = setup_with(
+        dir.path(),
+        MonitorConfig {
+            max_requests_per_host_per_sec: Some(20.0),
+            ..MonitorConfig::default()
+        },
+    )
+    .await;
+    let id = store
+        .add_monitor_source(None, KIND_HTTP_JSON, &url)
+        .await
+        .unwrap();
+    let src = source(&store, id).await;
+    let started = std::time::Instant::now();
+    for _ in 0..6 {
+        m.poll(&src).await.unwrap();
+    }
+    // Six requests at 20 per second: the last starts no earlier than 250 ms after the first.
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(d.full.load(Ordering::SeqCst), 6);
     store.close().await;
 }
