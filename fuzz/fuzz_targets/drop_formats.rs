@@ -1,12 +1,12 @@
 //! The drop formats of `dropwatch_monitor::formats`: JSON lines, JSON arrays, CSV with a
-//! header, ZeuS `reports.txt` blocks.
+//! header, ZeuS `reports.txt` blocks, pages of a paged JSON listing.
 //!
 //! Input: one byte choosing where the data is cut, then the data. Each format parses the
 //! whole data, and also the part before the cut followed by the rest resumed from the cursor
 //! (as a poll that hit the read limit and the next poll do).
 #![no_main]
 
-use dropwatch_monitor::formats::{parse_chunk, DropFormat};
+use dropwatch_monitor::formats::{parse_chunk, parse_json_page, DropFormat};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
@@ -14,6 +14,9 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let cut = (usize::from(cut) * data.len()) / 255;
+    // A page of a paged listing: never more reports than the data could hold.
+    let page = parse_json_page(data);
+    assert!(page.records.len() <= data.len().max(1));
     for format in [
         DropFormat::JsonLines,
         DropFormat::JsonArray,

@@ -29,6 +29,10 @@ use crate::complete_lines;
 pub const KIND_HTTP_JSON: &str = "http_json";
 /// Source kind: a local file holding a JSON array of panel reports.
 pub const KIND_FILE_JSON: &str = "file_json";
+/// Source kind: an HTTP(S) JSON listing in pages (a drop panel's API): each page is an object
+/// with the reports in `records`, `reports`, `data`, `items`, `rows` or `results` and the link
+/// to the next page in `next`, `next_page`, `nextPage`, `links.next` or `paging.next`.
+pub const KIND_HTTP_JSON_PAGES: &str = "http_json_pages";
 /// Source kind: an HTTP(S) URL serving panel reports as CSV with a header row, appended over time.
 pub const KIND_HTTP_CSV: &str = "http_csv";
 /// Source kind: a local CSV file of panel reports with a header row.
@@ -115,6 +119,8 @@ pub enum FormatError {
     TooLarge(usize),
     #[error("not a JSON array of reports: {0}")]
     NotAnArray(String),
+    #[error("not a page of reports: {0}")]
+    NotAPage(String),
     #[error("CSV has no `context` column (header: {0})")]
     NoContextColumn(String),
     #[error("field {field:?} is not a number")]
@@ -137,6 +143,9 @@ pub struct ByteCursor {
     pub etag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_modified: Option<String>,
+    /// For a paged listing: the page to read next (the last page read when it had no next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
 }
 
 impl ByteCursor {
@@ -155,7 +164,11 @@ impl ByteCursor {
     }
 
     pub fn to_text(&self) -> String {
-        if self.header.is_none() && self.etag.is_none() && self.last_modified.is_none() {
+        if self.header.is_none()
+            && self.etag.is_none()
+            && self.last_modified.is_none()
+            && self.page.is_none()
+        {
             self.offset.to_string()
         } else {
             serde_json::to_string(self).unwrap_or_else(|_| self.offset.to_string())
@@ -231,16 +244,92 @@ fn parse_json_array(data: &[u8]) -> Vec<(u64, Result<PanelReport, FormatError>)>
     items
         .into_iter()
         .enumerate()
-        .map(|(i, v)| {
-            let r = serde_json::from_value::<PanelReport>(v).map_err(|e| {
-                FormatError::Record(dropwatch_records::RecordError::Json {
-                    column: 0,
-                    message: e.to_string(),
-                })
-            });
-            (i as u64, r)
-        })
+        .map(|(i, v)| (i as u64, report_of(v)))
         .collect()
+}
+
+/// One page of a paged JSON listing: its reports (with their index on the page) and the link
+/// to the next page as written (relative or absolute), if any.
+#[derive(Debug, Default)]
+pub struct JsonPage {
+    pub records: Vec<(u64, Result<PanelReport, FormatError>)>,
+    pub next: Option<String>,
+}
+
+/// The keys under which listing APIs put their items, in the order they are looked for.
+const PAGE_ITEM_KEYS: [&str; 6] = ["records", "reports", "data", "items", "rows", "results"];
+
+/// Reads one page of a listing. A bare JSON array is a page without a next link.
+pub fn parse_json_page(data: &[u8]) -> JsonPage {
+    let value: serde_json::Value = match serde_json::from_slice(data) {
+        Ok(v) => v,
+        Err(e) => {
+            return JsonPage {
+                records: vec![(0, Err(FormatError::NotAPage(e.to_string())))],
+                next: None,
+            }
+        }
+    };
+    let (items, next) = match value {
+        serde_json::Value::Array(items) => (items, None),
+        serde_json::Value::Object(mut map) => {
+            let next = ["next", "next_page", "nextPage"]
+                .iter()
+                .find_map(|k| map.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+                .or_else(|| {
+                    ["links", "paging"]
+                        .iter()
+                        .find_map(|k| map.get(*k)?.get("next")?.as_str().map(str::to_string))
+                })
+                .filter(|n| !n.is_empty());
+            let items = PAGE_ITEM_KEYS.iter().find_map(|k| match map.remove(*k) {
+                Some(serde_json::Value::Array(items)) => Some(items),
+                _ => None,
+            });
+            match items {
+                Some(items) => (items, next),
+                None => {
+                    return JsonPage {
+                        records: vec![(
+                            0,
+                            Err(FormatError::NotAPage(format!(
+                                "no array under any of {PAGE_ITEM_KEYS:?}"
+                            ))),
+                        )],
+                        next,
+                    }
+                }
+            }
+        }
+        _ => {
+            return JsonPage {
+                records: vec![(
+                    0,
+                    Err(FormatError::NotAPage(
+                        "neither an object nor an array".into(),
+                    )),
+                )],
+                next: None,
+            }
+        }
+    };
+    JsonPage {
+        records: items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, report_of(v)))
+            .collect(),
+        next,
+    }
+}
+
+fn report_of(v: serde_json::Value) -> Result<PanelReport, FormatError> {
+    serde_json::from_value::<PanelReport>(v).map_err(|e| {
+        FormatError::Record(dropwatch_records::RecordError::Json {
+            column: 0,
+            message: e.to_string(),
+        })
+    })
 }
 
 /// One CSV record: its byte offset and its fields, unquoted.
@@ -508,6 +597,27 @@ mod tests {
             ..ByteCursor::default()
         };
         assert_eq!(ByteCursor::parse(Some(&v.to_text())), v);
+    }
+
+    #[test]
+    fn pages_name_their_items_and_next_link_in_the_usual_ways() {
+        let r = r#"{"id":1,"bot_id":"B","botnet":"n","type":12,"path_source":"https://x.example/","context":"https://x.example/"}"#;
+        let p = parse_json_page(format!(r#"{{"records":[{r},{r}],"next":"/api?p=2"}}"#).as_bytes());
+        assert_eq!((p.records.len(), p.next.as_deref()), (2, Some("/api?p=2")));
+        let p = parse_json_page(format!(r#"{{"data":[{r}],"links":{{"next":null}}}}"#).as_bytes());
+        assert_eq!((p.records.len(), p.next), (1, None));
+        let p = parse_json_page(
+            format!(r#"{{"items":[{r}],"paging":{{"next":"?page=3"}}}}"#).as_bytes(),
+        );
+        assert_eq!(p.next.as_deref(), Some("?page=3"));
+        let p = parse_json_page(format!("[{r}]").as_bytes());
+        assert_eq!((p.records.len(), p.next), (1, None));
+        assert!(p.records[0].1.is_ok());
+        for bad in [&b"{}"[..], b"42", b"{\"data\": 5}", b"not json"] {
+            let p = parse_json_page(bad);
+            assert_eq!(p.records.len(), 1);
+            assert!(matches!(p.records[0].1, Err(FormatError::NotAPage(_))));
+        }
     }
 
     #[test]

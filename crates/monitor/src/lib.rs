@@ -26,7 +26,7 @@ pub mod panel_db;
 
 pub use formats::{
     ByteCursor, DropFormat, Transport, KIND_FILE_CSV, KIND_FILE_JSON, KIND_FILE_REPORTS_TXT,
-    KIND_HTTP_CSV, KIND_HTTP_JSON, KIND_HTTP_REPORTS_TXT,
+    KIND_HTTP_CSV, KIND_HTTP_JSON, KIND_HTTP_JSON_PAGES, KIND_HTTP_REPORTS_TXT,
 };
 pub use panel_db::{PanelDbError, PanelDbLimits, KIND_PANEL_MYSQL};
 
@@ -81,6 +81,8 @@ pub struct MonitorConfig {
     /// At most this many requests per second to one host, across its sources (a drop server
     /// that sees a burst of polls may notice it is watched). `None`: no limit.
     pub max_requests_per_host_per_sec: Option<f64>,
+    /// Most pages of a paged JSON listing read in one poll.
+    pub max_pages_per_poll: usize,
 }
 
 impl Default for MonitorConfig {
@@ -95,6 +97,7 @@ impl Default for MonitorConfig {
             panel_db: panel_db::PanelDbLimits::default(),
             proxy: None,
             max_requests_per_host_per_sec: None,
+            max_pages_per_poll: 50,
         }
     }
 }
@@ -325,17 +328,7 @@ impl Monitor {
             ));
             parsed.consumed = data.len();
         }
-        let mut records = Vec::with_capacity(parsed.records.len());
-        for (at, report) in parsed.records {
-            out.lines += 1;
-            match report {
-                Ok(report) => records.push(self.analyzer.analyze(&report)),
-                Err(e) => {
-                    tracing::warn!(source = source.map(|s| s.url.as_str()), offset = at, error = %e, "skipping a record that is not a panel report");
-                    out.bad_lines.push((at, e.to_string()));
-                }
-            }
-        }
+        let records = self.analyze_all(source, parsed.records, &mut out);
         // The validators describe the whole resource: they are kept only after a read that
         // reached its end, or an unchanged drop would hide what lies beyond the read limit.
         let (etag, last_modified) = if full {
@@ -349,6 +342,7 @@ impl Monitor {
                 header: parsed.header,
                 etag,
                 last_modified,
+                page: None,
             }
         } else {
             // A snapshot has no position: it is read whole every time it changes.
@@ -360,6 +354,30 @@ impl Monitor {
         };
         self.ingest_records(source, lease, next.to_text(), records, out, fetched_at)
             .await
+    }
+
+    /// Analyses the reports a source served; what is not a report becomes a counted bad line.
+    fn analyze_all(
+        &self,
+        source: Option<&MonitorSource>,
+        parsed: Vec<(
+            u64,
+            Result<dropwatch_model::PanelReport, formats::FormatError>,
+        )>,
+        out: &mut PollOutcome,
+    ) -> Vec<dropwatch_model::AnalyzedRecord> {
+        let mut records = Vec::with_capacity(parsed.len());
+        for (at, report) in parsed {
+            out.lines += 1;
+            match report {
+                Ok(report) => records.push(self.analyzer.analyze(&report)),
+                Err(e) => {
+                    tracing::warn!(source = source.map(|s| s.url.as_str()), offset = at, error = %e, "skipping a record that is not a panel report");
+                    out.bad_lines.push((at, e.to_string()));
+                }
+            }
+        }
+        records
     }
 
     /// Ingests analysed records with the source's next cursor in one store transaction, and
@@ -408,6 +426,7 @@ impl Monitor {
             formats::byte_source_kind(&source.kind),
         ) {
             (KIND_PANEL_MYSQL, _) => self.poll_panel_mysql(source, lease).await,
+            (formats::KIND_HTTP_JSON_PAGES, _) => self.poll_json_pages(source, lease).await,
             (_, Some((Transport::Http, format))) => self.poll_http(source, lease, format).await,
             (_, Some((Transport::File, format))) => self.poll_file(source, lease, format).await,
             (other, _) => Err(MonitorError::UnsupportedKind(other.to_string())),
@@ -543,6 +562,126 @@ impl Monitor {
         Ok(self
             .ingest_formatted_leased(Some(source), lease, format, &cursor, data, full, fetched_at)
             .await?)
+    }
+
+    /// Polls a paged JSON listing: from the page the cursor names (the source URL at first),
+    /// following `next` links on the source's own origin, up to `max_pages_per_poll` pages,
+    /// each ingested with the cursor that follows it. The last page (the one without a next)
+    /// is read again at the next poll, for the reports added to it meanwhile; the records it
+    /// repeats are duplicates by fingerprint. A next link to another origin (a panel that
+    /// points elsewhere, or into a private network) is not followed and counts as a bad record.
+    async fn poll_json_pages(
+        &self,
+        source: &MonitorSource,
+        lease: Option<&LeaseFence>,
+    ) -> Result<PollOutcome, MonitorError> {
+        let start =
+            url::Url::parse(&source.url).map_err(|_| MonitorError::BadUrl(source.url.clone()))?;
+        if !self.config.allow_private && is_private_host(start.host()) {
+            return Err(MonitorError::PrivateAddress(source.url.clone()));
+        }
+        let same_origin = |u: &url::Url| u.origin() == start.origin();
+        let cursor = ByteCursor::parse(source.cursor.as_deref());
+        let mut page_url = cursor
+            .page
+            .as_deref()
+            .and_then(|p| url::Url::parse(p).ok())
+            .filter(|u| same_origin(u))
+            .unwrap_or_else(|| start.clone());
+        let mut total = PollOutcome::default();
+        let mut visited = std::collections::HashSet::new();
+        for _ in 0..self.config.max_pages_per_poll.max(1) {
+            if !visited.insert(page_url.to_string()) {
+                break; // a next link back to a page of this poll
+            }
+            self.wait_for_host(page_url.host_str().unwrap_or_default())
+                .await;
+            let data = self.fetch_whole(source, &page_url).await?;
+            let fetched_at = now_micros();
+            let page = formats::parse_json_page(&data);
+            let mut out = PollOutcome {
+                bytes: data.len() as u64,
+                ..PollOutcome::default()
+            };
+            let next = match page.next.as_deref().map(|n| page_url.join(n)) {
+                Some(Ok(n)) if same_origin(&n) => Some(n),
+                Some(_) => {
+                    out.bad_lines.push((
+                        page.records.len() as u64,
+                        "next link leaves the source's origin (or is not a URL); not followed"
+                            .to_string(),
+                    ));
+                    None
+                }
+                None => None,
+            };
+            let records = self.analyze_all(Some(source), page.records, &mut out);
+            let resume = next.clone().unwrap_or_else(|| page_url.clone());
+            let cursor = ByteCursor {
+                page: Some(resume.to_string()),
+                ..ByteCursor::default()
+            };
+            let out = self
+                .ingest_records(
+                    Some(source),
+                    lease,
+                    cursor.to_text(),
+                    records,
+                    out,
+                    fetched_at,
+                )
+                .await?;
+            total.bytes += out.bytes;
+            total.lines += out.lines;
+            total.bad_lines.extend(out.bad_lines);
+            total.ingest.new_records += out.ingest.new_records;
+            total.ingest.duplicate_records += out.ingest.duplicate_records;
+            total.ingest.unattributed += out.ingest.unattributed;
+            total.ingest.new_victims += out.ingest.new_victims;
+            total.ingest.alerts += out.ingest.alerts;
+            match next {
+                Some(n) => page_url = n,
+                None => break,
+            }
+        }
+        Ok(total)
+    }
+
+    /// GETs a whole resource (200 only, no redirects), at most `max_body_bytes`.
+    async fn fetch_whole(
+        &self,
+        source: &MonitorSource,
+        url: &url::Url,
+    ) -> Result<Vec<u8>, MonitorError> {
+        let http_err = |e| MonitorError::Http {
+            url: url.to_string(),
+            source: e,
+        };
+        let mut res = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(http_err)?;
+        let status = res.status().as_u16();
+        if status != 200 {
+            return Err(MonitorError::Status {
+                url: url.to_string(),
+                status,
+            });
+        }
+        let limit = self.config.max_body_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(http_err)? {
+            if body.len() + chunk.len() > limit {
+                return Err(MonitorError::TooLarge {
+                    url: source.url.clone(),
+                    limit,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Waits until a request to `host` fits the per-host rate limit, and books its slot.

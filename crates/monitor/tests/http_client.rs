@@ -318,3 +318,109 @@ async fn requests_to_one_host_are_spaced_by_the_rate_limit() {
     assert_eq!(d.full.load(Ordering::SeqCst), 6);
     store.close().await;
 }
+
+/// A drop panel's JSON API: `/api?page=N`, `PAGE` reports a page, a `next` link while there
+/// are more. `next_override` replaces the link on every page (a hostile panel).
+#[derive(Default)]
+struct Listing {
+    reports: Mutex<Vec<serde_json::Value>>,
+    next_override: Mutex<Option<String>>,
+    requests: AtomicUsize,
+}
+
+const PAGE: usize = 100;
+
+async fn serve_listing(
+    State(l): State<Arc<Listing>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, usize>>,
+) -> Response {
+    l.requests.fetch_add(1, Ordering::SeqCst);
+    let page = q.get("page").copied().unwrap_or(0);
+    let reports = l.reports.lock().unwrap();
+    let items: Vec<_> = reports
+        .iter()
+        .skip(page * PAGE)
+        .take(PAGE)
+        .cloned()
+        .collect();
+    let next = match &*l.next_override.lock().unwrap() {
+        Some(n) => Some(n.clone()),
+        None => (reports.len() > (page + 1) * PAGE).then(|| format!("/api?page={}", page + 1)),
+    };
+    axum::Json(serde_json::json!({ "data": items, "links": { "next": next } })).into_response()
+}
+
+async fn start_listing(l: Arc<Listing>) -> String {
+    let app = Router::new()
+        .route("/api", get(serve_listing))
+        .with_state(l);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/api")
+}
+
+#[tokio::test]
+async fn a_paged_listing_is_followed_and_resumed_at_its_last_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, m) = setup_with(
+        dir.path(),
+        MonitorConfig {
+            max_pages_per_poll: 2,
+            ..MonitorConfig::default()
+        },
+    )
+    .await;
+    let l = Arc::new(Listing::default());
+    *l.reports.lock().unwrap() = (1..=250).map(report).collect();
+    let url = start_listing(l.clone()).await;
+    let id = store
+        .add_monitor_source(None, dropwatch_monitor::KIND_HTTP_JSON_PAGES, &url)
+        .await
+        .unwrap();
+    // Two pages a poll: 200 reports, then the last page's 50.
+    let first = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(first.ingest.new_records, 200);
+    let second = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(second.ingest.new_records, 50);
+    // The last page is read again: nothing new, nothing lost.
+    let third = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(
+        (third.ingest.new_records, third.ingest.duplicate_records),
+        (0, 50)
+    );
+    // The panel grows: the last page fills up and a new one appears.
+    l.reports.lock().unwrap().extend((251..=330).map(report));
+    let fourth = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(fourth.ingest.new_records, 80);
+    assert_eq!(store.stats().await.unwrap().records, 330);
+    assert_eq!(l.requests.load(Ordering::SeqCst), 2 + 1 + 1 + 2);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn next_links_off_the_origin_or_in_a_loop_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, m) = setup(dir.path()).await;
+    let l = Arc::new(Listing::default());
+    *l.reports.lock().unwrap() = (1..=5).map(report).collect();
+    *l.next_override.lock().unwrap() = Some("http://10.0.0.1/admin/dump".into());
+    let url = start_listing(l.clone()).await;
+    let id = store
+        .add_monitor_source(None, dropwatch_monitor::KIND_HTTP_JSON_PAGES, &url)
+        .await
+        .unwrap();
+    let out = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(out.ingest.new_records, 5);
+    assert_eq!(out.bad_lines.len(), 1, "the foreign next link is counted");
+    assert_eq!(l.requests.load(Ordering::SeqCst), 1);
+    let cursor = source(&store, id).await.cursor.unwrap();
+    assert!(!cursor.contains("10.0.0.1"), "{cursor}");
+
+    // A next link back to the same page ends the poll.
+    *l.next_override.lock().unwrap() = Some("/api".into());
+    let out = m.poll(&source(&store, id).await).await.unwrap();
+    assert_eq!(out.ingest.duplicate_records, 5);
+    assert_eq!(l.requests.load(Ordering::SeqCst), 2);
+    store.close().await;
+}
