@@ -84,12 +84,10 @@ async fn monitor(store: &Store, max_body_bytes: usize) -> Monitor {
 
 async fn source(store: &Store, id: i64) -> MonitorSource {
     store
-        .list_monitor_sources()
+        .monitor_source(id)
         .await
         .unwrap()
-        .into_iter()
-        .find(|s| s.id == id)
-        .unwrap()
+        .expect("the source exists")
 }
 
 /// Polls a source until it has nothing new (a snapshot format: once), as the scheduler would.

@@ -8,23 +8,13 @@
 use std::process::Command;
 use std::time::Duration;
 
-use dropwatch_model::{AnalyzedRecord, Institution, MaskedSecret, SecretKind, Urgency};
+use dropwatch_model::{AnalyzedRecord, MaskedSecret, SecretKind, Urgency};
 use dropwatch_store::{now_micros, AckStatus, Attempt, AttemptNext, IngestBatch, Store};
+use dropwatch_testkit::fixtures::bank;
 use serde_json::Value;
 
 const SEC: i64 = 1_000_000;
 const MS: i64 = 1_000;
-
-fn bank(id: &str) -> Institution {
-    Institution {
-        id: id.into(),
-        name: format!("{id} Bank"),
-        country: "JP".into(),
-        domains: vec![format!("{id}.example")],
-        url_masks: vec![],
-        account_fields: vec![],
-    }
-}
 
 /// Ingests one new victim of `inst` whose record was fetched at `fetched_at`; returns its alert.
 async fn alert_fetched_at(store: &Store, inst: &str, n: usize, fetched_at: i64) -> i64 {

@@ -17,43 +17,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use dropwatch_deliver::{Deliverer, DeliveryConfig, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
-use dropwatch_model::{
-    AlertPayload, AnalyzedRecord, Institution, MaskedSecret, SecretKind, Urgency,
-};
+use dropwatch_model::{AlertPayload, AnalyzedRecord, MaskedSecret, SecretKind, Urgency};
 use dropwatch_store::delivery_ops::Redelivery;
 use dropwatch_store::{now_micros, IngestBatch, Store};
-use dropwatch_testkit::backends::Backends;
+use dropwatch_testkit::fixtures::bank;
+use dropwatch_testkit::on_every_backend;
 use dropwatch_testkit::receiver::{self, Received, ReceiverHandle};
 use tokio::sync::{watch, Notify};
 
 // ---- backends ----
 
-macro_rules! on_every_backend {
-    ($name:ident, $body:expr) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let b = Backends::new("delivery tests").await;
-            for store in &b.stores {
-                eprintln!("{}: {:?}", stringify!($name), store.backend());
-                $body(store.clone()).await;
-            }
-            b.finish().await;
-        }
-    };
-}
-
 // ---- fixtures ----
-
-fn bank(id: &str) -> Institution {
-    Institution {
-        id: id.into(),
-        name: format!("{id} Bank"),
-        country: "JP".into(),
-        domains: vec![format!("{id}.example")],
-        url_masks: vec![],
-        account_fields: vec!["kouza".into()],
-    }
-}
 
 /// A synthetic analysed record: a new victim of `inst` with a password exposed.
 fn record(fp: &str, inst: &str, account: &str) -> AnalyzedRecord {

@@ -41,12 +41,10 @@ async fn monitor(store: &Store, max_body_bytes: usize) -> Monitor {
 
 async fn source(store: &Store, id: i64) -> MonitorSource {
     store
-        .list_monitor_sources()
+        .monitor_source(id)
         .await
         .unwrap()
-        .into_iter()
-        .find(|s| s.id == id)
-        .unwrap()
+        .expect("the source exists")
 }
 
 /// The ZeuS form-grab context of a synthetic victim `n`.

@@ -164,12 +164,10 @@ fn monitor(store: &Store, allow_private: bool) -> Monitor {
 
 async fn source(store: &Store, id: i64) -> MonitorSource {
     store
-        .list_monitor_sources()
+        .monitor_source(id)
         .await
         .unwrap()
-        .into_iter()
-        .find(|s| s.id == id)
-        .unwrap()
+        .expect("the source exists")
 }
 
 async fn bad_records(store: &Store, id: i64) -> (i64, Option<i64>) {

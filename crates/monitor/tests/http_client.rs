@@ -136,12 +136,10 @@ async fn setup_with(dir: &std::path::Path, config: MonitorConfig) -> (Store, Mon
 
 async fn source(store: &Store, id: i64) -> MonitorSource {
     store
-        .list_monitor_sources()
+        .monitor_source(id)
         .await
         .unwrap()
-        .into_iter()
-        .find(|s| s.id == id)
-        .unwrap()
+        .expect("the source exists")
 }
 
 fn json_array(n: u32) -> Vec<u8> {

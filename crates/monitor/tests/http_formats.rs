@@ -90,12 +90,10 @@ async fn setup(dir: &std::path::Path) -> (Store, Monitor) {
 
 async fn source(store: &Store, id: i64) -> MonitorSource {
     store
-        .list_monitor_sources()
+        .monitor_source(id)
         .await
         .unwrap()
-        .into_iter()
-        .find(|s| s.id == id)
-        .unwrap()
+        .expect("the source exists")
 }
 
 fn context(n: u32) -> String {

@@ -520,6 +520,15 @@ impl Store {
         rows.iter().map(monitor_source_from_row).collect()
     }
 
+    /// One monitor source, by id.
+    pub async fn monitor_source(&self, id: i64) -> Result<Option<MonitorSource>> {
+        let row = sqlx::query("SELECT id, server_id, kind, url, cursor, state, last_polled_at, last_error FROM monitor_sources WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(monitor_source_from_row).transpose()
+    }
+
     pub async fn set_monitor_state(&self, id: i64, state: &str) -> Result<bool> {
         let res = sqlx::query("UPDATE monitor_sources SET state = $1 WHERE id = $2")
             .bind(state)

@@ -6,39 +6,15 @@
 //! afterwards. Without a server the PostgreSQL half is skipped with a message, except under
 //! `CI=true`, where a missing server fails the suite.
 
-use dropwatch_model::{AnalyzedRecord, Institution, MaskedSecret, SecretKind, Urgency};
+use dropwatch_model::{AnalyzedRecord, MaskedSecret, SecretKind, Urgency};
 use dropwatch_store::{
     account_hash, AckStatus, Attempt, AttemptNext, AuditQuery, HashPrefix, IngestBatch, Store,
     StoreError, TokenScope, TokenSecret,
 };
-use dropwatch_testkit::backends::Backends;
+use dropwatch_testkit::fixtures::bank;
+use dropwatch_testkit::on_every_backend;
 
 /// Runs one test body on every backend.
-macro_rules! on_every_backend {
-    ($name:ident, $body:expr) => {
-        #[tokio::test]
-        async fn $name() {
-            let b = Backends::new("store API suite").await;
-            for store in &b.stores {
-                eprintln!("{}: {:?}", stringify!($name), store.backend());
-                $body(store.clone()).await;
-            }
-            b.finish().await;
-        }
-    };
-}
-
-fn bank(id: &str) -> Institution {
-    Institution {
-        id: id.into(),
-        name: format!("{id} Bank"),
-        country: "JP".into(),
-        domains: vec![format!("{id}.example")],
-        url_masks: vec![],
-        account_fields: vec!["kouza".into()],
-    }
-}
-
 fn record(fp: &str, inst: &str, account: &str, kinds: &[SecretKind]) -> AnalyzedRecord {
     AnalyzedRecord {
         fingerprint: fp.into(),

@@ -5,22 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use dropwatch_model::{
-    AlertPayload, AlertReason, AnalyzedRecord, Institution, MaskedSecret, SecretKind, Urgency,
+    AlertPayload, AlertReason, AnalyzedRecord, MaskedSecret, SecretKind, Urgency,
 };
 use dropwatch_store::{IngestBatch, LeaseFence, Store, StoreError, MAX_PARAMS};
 use dropwatch_testkit::backends::Backends;
+use dropwatch_testkit::fixtures::bank;
 use rand::{Rng, SeedableRng};
-
-fn bank(id: &str) -> Institution {
-    Institution {
-        id: id.into(),
-        name: format!("{id} Bank"),
-        country: "JP".into(),
-        domains: vec![format!("{id}.example")],
-        url_masks: vec![],
-        account_fields: vec![],
-    }
-}
 
 const BANKS: [&str; 3] = ["a", "b", "c"];
 

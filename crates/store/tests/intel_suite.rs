@@ -1,22 +1,10 @@
 //! `Store::intel_snapshot` on SQLite and PostgreSQL: the aggregates the sharing exports read,
 //! checked against data whose counts are known, and checked to carry no victim data.
 
-use dropwatch_model::{
-    AnalyzedRecord, Inject, Institution, MaskedSecret, SecretKind, ServerRole, Urgency,
-};
+use dropwatch_model::{AnalyzedRecord, Inject, MaskedSecret, SecretKind, ServerRole, Urgency};
 use dropwatch_store::{IngestBatch, NewConfig, Store};
 use dropwatch_testkit::backends::Backends;
-
-fn bank(id: &str) -> Institution {
-    Institution {
-        id: id.into(),
-        name: format!("{id} Bank"),
-        country: "JP".into(),
-        domains: vec![format!("{id}.example")],
-        url_masks: vec![],
-        account_fields: vec!["kouza".into()],
-    }
-}
+use dropwatch_testkit::fixtures::bank;
 
 fn record(
     fp: &str,

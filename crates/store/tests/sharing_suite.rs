@@ -8,25 +8,11 @@ use dropwatch_store::{
     parse_timestamp, ManifestEntry, NewCollection, ObjectFilter, PageCursor, SharingError, Store,
     VersionMatch, DEFAULT_COLLECTION_ALIAS, DEFAULT_COLLECTION_ID,
 };
-use dropwatch_testkit::backends::Backends;
+use dropwatch_testkit::on_every_backend;
 use dropwatch_testkit::stix_objects::{stix_id, stix_object, stix_objects};
 use serde_json::{json, Value};
 
 /// Runs one test body on every backend.
-macro_rules! on_every_backend {
-    ($name:ident, $body:expr) => {
-        #[tokio::test]
-        async fn $name() {
-            let b = Backends::new("sharing suite").await;
-            for store in &b.stores {
-                eprintln!("{}: {:?}", stringify!($name), store.backend());
-                $body(store.clone()).await;
-            }
-            b.finish().await;
-        }
-    };
-}
-
 const C: &str = DEFAULT_COLLECTION_ID;
 
 /// Every row the filter matches, page by page, checking the paging contract on the way.

@@ -6,41 +6,17 @@
 //! `CI=true`, where a missing server fails the suite.
 
 use dropwatch_model::{
-    AlertPayload, AnalyzedRecord, Inject, InjectBlock, Institution, MaskedSecret, SecretKind,
-    ServerRole, Urgency,
+    AlertPayload, AnalyzedRecord, Inject, InjectBlock, MaskedSecret, SecretKind, ServerRole,
+    Urgency,
 };
 use dropwatch_store::{
     canonical_hash, Attempt, AttemptNext, Backend, IngestBatch, NewConfig, Store, StoreError,
     EVENT_TARGETS_ADDED,
 };
-use dropwatch_testkit::backends::Backends;
+use dropwatch_testkit::fixtures::bank;
+use dropwatch_testkit::on_every_backend;
 
 /// Runs one test body on every backend.
-macro_rules! on_every_backend {
-    ($name:ident, $body:expr) => {
-        #[tokio::test]
-        async fn $name() {
-            let b = Backends::new("store suite").await;
-            for store in &b.stores {
-                eprintln!("{}: {:?}", stringify!($name), store.backend());
-                $body(store.clone()).await;
-            }
-            b.finish().await;
-        }
-    };
-}
-
-fn bank(id: &str) -> Institution {
-    Institution {
-        id: id.into(),
-        name: format!("{id} Bank"),
-        country: "JP".into(),
-        domains: vec![format!("{id}.example")],
-        url_masks: vec![],
-        account_fields: vec!["kouza".into()],
-    }
-}
-
 fn record(
     fp: &str,
     inst: Option<&str>,

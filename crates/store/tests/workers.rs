@@ -4,40 +4,17 @@
 //!
 //! Every instant is passed explicitly, so expiry is tested without sleeping.
 
-use dropwatch_model::{AnalyzedRecord, Institution, MaskedSecret, SecretKind, Urgency};
+use dropwatch_model::{AnalyzedRecord, MaskedSecret, SecretKind, Urgency};
 use dropwatch_store::{
     Attempt, AttemptNext, Backend, IngestBatch, LeaseFence, Store, StoreError, WorkerInfo,
     HOT_QUERIES,
 };
-use dropwatch_testkit::backends::{pg_admin_url, Backends};
+use dropwatch_testkit::backends::pg_admin_url;
+use dropwatch_testkit::fixtures::bank;
+use dropwatch_testkit::on_every_backend;
 use sqlx::{Connection, Executor};
 
 const TTL: i64 = 10_000_000;
-
-macro_rules! on_every_backend {
-    ($name:ident, $body:expr) => {
-        #[tokio::test]
-        async fn $name() {
-            let b = Backends::new("worker leases").await;
-            for store in &b.stores {
-                eprintln!("{}: {:?}", stringify!($name), store.backend());
-                $body(store.clone()).await;
-            }
-            b.finish().await;
-        }
-    };
-}
-
-fn bank(id: &str) -> Institution {
-    Institution {
-        id: id.into(),
-        name: format!("{id} Bank"),
-        country: "JP".into(),
-        domains: vec![format!("{id}.example")],
-        url_masks: vec![],
-        account_fields: vec!["kouza".into()],
-    }
-}
 
 fn record(fp: &str, inst: &str, account: &str) -> AnalyzedRecord {
     AnalyzedRecord {

@@ -85,3 +85,24 @@ impl Backends {
         }
     }
 }
+
+/// Defines a `#[tokio::test]` that runs `$body(store)` on every backend [`Backends`] opens:
+/// SQLite, and PostgreSQL when it is reachable (required under `CI=true`).
+///
+/// ```ignore
+/// on_every_backend!(victims_are_counted, |s: Store| async move { /* ... */ });
+/// ```
+#[macro_export]
+macro_rules! on_every_backend {
+    ($name:ident, $body:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            let b = $crate::backends::Backends::new(module_path!()).await;
+            for store in &b.stores {
+                eprintln!("{}: {:?}", stringify!($name), store.backend());
+                $body(store.clone()).await;
+            }
+            b.finish().await;
+        }
+    };
+}

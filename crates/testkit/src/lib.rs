@@ -3,6 +3,7 @@
 //! - [`generate`]: from a seed, an institution registry, ZeuS-format webinjects whose injected
 //!   code sends stolen data to a drop, the drop's stored form-grab records (synthetic
 //!   identities), and the ground truth of which victims exist.
+//! - [`fixtures`]: small shared fixtures (a fictional bank).
 //! - [`formats`]: the same drop data as JSON arrays, CSV and ZeuS `reports.txt` blocks.
 //! - [`drop_server`]: serves those records over HTTP the way a live drop fills up.
 //! - [`receiver`]: a bank's webhook endpoint that verifies every signature.
@@ -11,6 +12,7 @@
 
 pub mod backends;
 pub mod drop_server;
+pub mod fixtures;
 pub mod formats;
 pub mod generate;
 pub mod panel_schema;
