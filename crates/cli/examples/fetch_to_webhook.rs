@@ -14,7 +14,8 @@
 //!
 //! Per alert, the latency is the receiver's acceptance time minus the `record_fetched_at` the
 //! store keeps for the alert (when the monitor's poll returned the record). The store is SQLite
-//! in a temporary directory unless `--database-url` is given.
+//! in a temporary directory unless `--database-url` is given: give it a scratch database
+//! (`createdb dropwatch_bench`), since the example creates its tables there and leaves them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
