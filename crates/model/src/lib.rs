@@ -440,34 +440,93 @@ mod tests {
 /// Shared by inject analysis (what the fake screen asks for) and record analysis (what a grab
 /// exposed). Matching is on ASCII-lowercased names with `-`, `_` and blanks removed.
 pub fn classify_field_name(name: &str) -> Option<SecretKind> {
-    let n: String = name
-        .chars()
-        .filter(|c| !matches!(c, '-' | '_' | ' ' | '.' | '[' | ']'))
+    let n: Vec<u8> = name
+        .bytes()
+        .filter(|c| !matches!(c, b'-' | b'_' | b' ' | b'.' | b'[' | b']'))
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    let has = |words: &[&str]| words.iter().any(|w| n.contains(w));
-    if has(&[
-        "otp", "onetime", "tan", "token", "smscode", "authcode", "wanpass", "randomno", "ransu",
-    ]) {
-        Some(SecretKind::OneTimeCode)
-    } else if has(&["cvv", "cvc", "csc", "securitycode"]) {
-        Some(SecretKind::Cvv)
-    } else if has(&["cardnum", "cardno", "ccnum", "pan", "creditcard"]) {
-        Some(SecretKind::CardNumber)
-    } else if has(&["pin", "ansho", "anshou", "secondpw"]) {
-        Some(SecretKind::Pin)
-    } else if has(&["answer", "aikotoba", "secretq", "himitsu"]) {
-        Some(SecretKind::SecretAnswer)
-    } else if has(&["pass", "pwd", "kenmei"]) {
-        Some(SecretKind::Password)
-    } else {
-        None
-    }
+    // Every keyword found anywhere in the name; the kind listed first in FIELD_KEYWORDS wins.
+    FIELD_KEYWORD_INDEX
+        .find_overlapping_iter(&n)
+        .map(|m| FIELD_KEYWORD_KIND[m.pattern().as_usize()])
+        .min_by_key(|(rank, _)| *rank)
+        .map(|(_, kind)| kind)
 }
+
+/// The keywords of field names that carry secrets, by kind, in order of precedence: a name
+/// with keywords of two kinds (`otp_pass`) is the earlier kind.
+const FIELD_KEYWORDS: [(SecretKind, &[&str]); 6] = [
+    (
+        SecretKind::OneTimeCode,
+        &[
+            "otp", "onetime", "tan", "token", "smscode", "authcode", "wanpass", "randomno", "ransu",
+        ],
+    ),
+    (SecretKind::Cvv, &["cvv", "cvc", "csc", "securitycode"]),
+    (
+        SecretKind::CardNumber,
+        &["cardnum", "cardno", "ccnum", "pan", "creditcard"],
+    ),
+    (SecretKind::Pin, &["pin", "ansho", "anshou", "secondpw"]),
+    (
+        SecretKind::SecretAnswer,
+        &["answer", "aikotoba", "secretq", "himitsu"],
+    ),
+    (SecretKind::Password, &["pass", "pwd", "kenmei"]),
+];
+
+/// (precedence, kind) of each keyword, in the order of the automaton's patterns.
+static FIELD_KEYWORD_KIND: std::sync::LazyLock<Vec<(usize, SecretKind)>> =
+    std::sync::LazyLock::new(|| {
+        FIELD_KEYWORDS
+            .iter()
+            .enumerate()
+            .flat_map(|(rank, (kind, words))| words.iter().map(move |_| (rank, *kind)))
+            .collect()
+    });
+
+static FIELD_KEYWORD_INDEX: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::new(FIELD_KEYWORDS.iter().flat_map(|(_, words)| words.iter()))
+            .unwrap_or_else(|_| unreachable!("a few short literal keywords always build"))
+    });
 
 #[cfg(test)]
 mod field_tests {
     use super::*;
+
+    /// The automaton agrees with the plain reading of FIELD_KEYWORDS on names built from every
+    /// keyword pair, with separators, case and noise around them.
+    #[test]
+    fn the_automaton_agrees_with_a_scan_of_the_keyword_lists() {
+        let naive = |name: &str| {
+            let n: String = name
+                .chars()
+                .filter(|c| !matches!(c, '-' | '_' | ' ' | '.' | '[' | ']'))
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            FIELD_KEYWORDS
+                .iter()
+                .find(|(_, words)| words.iter().any(|w| n.contains(w)))
+                .map(|(kind, _)| *kind)
+        };
+        let words: Vec<&str> = FIELD_KEYWORDS
+            .iter()
+            .flat_map(|(_, w)| w.iter().copied())
+            .chain(["login", "user", "kouza", "x", ""])
+            .collect();
+        for a in &words {
+            for b in &words {
+                for name in [
+                    format!("{a}{b}"),
+                    format!("{}_{b}", a.to_uppercase()),
+                    format!("f[{a}].{b}-2"),
+                ] {
+                    assert_eq!(classify_field_name(&name), naive(&name), "{name}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn field_names_classify() {

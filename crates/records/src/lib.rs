@@ -326,6 +326,16 @@ pub const DEFAULT_ACCOUNT_FIELDS: &[&str] = &[
 ];
 
 fn normalize_name(name: &str) -> String {
+    if name.is_ascii() {
+        // The common case, without Unicode case tables.
+        let mut out = String::with_capacity(name.len());
+        out.extend(
+            name.bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .map(|b| char::from(b.to_ascii_lowercase())),
+        );
+        return out;
+    }
     name.chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
@@ -495,18 +505,28 @@ fn find_account_field(
     fields: &[(String, String)],
     institution: Option<&Institution>,
 ) -> Option<usize> {
-    let normalized: Vec<String> = fields.iter().map(|(n, _)| normalize_name(n)).collect();
     let usable =
         |i: usize| !fields[i].1.trim().is_empty() && classify_field_name(&fields[i].0).is_none();
-    let rules: Vec<String> = institution
-        .map(|i| i.account_fields.iter().map(|f| normalize_name(f)).collect())
-        .unwrap_or_default();
-    for rule in rules
-        .iter()
-        .map(String::as_str)
-        .chain(DEFAULT_ACCOUNT_FIELDS.iter().copied())
-    {
-        if let Some(i) = (0..fields.len()).find(|&i| normalized[i] == rule && usable(i)) {
+    // The record's fields by normalised name (a record has a handful; rules are many).
+    let mut by_name: std::collections::HashMap<String, Vec<usize>> =
+        std::collections::HashMap::with_capacity(fields.len());
+    for (i, (n, _)) in fields.iter().enumerate() {
+        by_name.entry(normalize_name(n)).or_default().push(i);
+    }
+    let first_usable = |rule: &str| {
+        by_name
+            .get(rule)
+            .and_then(|idx| idx.iter().copied().find(|&i| usable(i)))
+    };
+    if let Some(inst) = institution {
+        for rule in &inst.account_fields {
+            if let Some(i) = first_usable(&normalize_name(rule)) {
+                return Some(i);
+            }
+        }
+    }
+    for rule in DEFAULT_ACCOUNT_FIELDS {
+        if let Some(i) = first_usable(rule) {
             return Some(i);
         }
     }
