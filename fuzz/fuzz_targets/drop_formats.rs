@@ -1,5 +1,5 @@
 //! The drop formats of `dropwatch_monitor::formats`: JSON lines, JSON arrays, CSV with a
-//! header, ZeuS `reports.txt` blocks, pages of a paged JSON listing.
+//! header, ZeuS `reports.txt` blocks, raw form-grab text, pages of a paged JSON listing.
 //!
 //! Input: one byte choosing where the data is cut, then the data. Each format parses the
 //! whole data, and also the part before the cut followed by the rest resumed from the cursor
@@ -22,6 +22,7 @@ fuzz_target!(|input: &[u8]| {
         DropFormat::JsonArray,
         DropFormat::Csv,
         DropFormat::ReportsTxt,
+        DropFormat::GrabsTxt,
     ] {
         let whole = parse_chunk(format, 0, data, None);
         assert!(whole.consumed <= data.len());

@@ -186,6 +186,60 @@ async fn every_format_from_files_gives_the_ground_truth() {
     }
 }
 
+/// Raw form-grab text (the contexts alone, as a drop script dumps them, ended by a separator
+/// line): the same victims as the ground truth. Records may be fewer than the truth's distinct
+/// reports, since raw text carries no bot id: identical grabs of two bots are one record.
+#[tokio::test]
+async fn raw_form_grab_text_gives_the_ground_truth_victims() {
+    for seed in SEEDS {
+        let g = generated(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let (_data, store) = fresh_store(&g).await;
+        let m = monitor(&store, 3000).await;
+        let mut outs = Vec::new();
+        for (n, drop) in g.drops.iter().enumerate() {
+            let mut text = String::new();
+            for r in formats::drop_reports(drop) {
+                text.push_str(r.context.trim_end_matches('\n'));
+                text.push_str("\n\n");
+            }
+            text.push_str(&format!("{}\n", "=".repeat(40)));
+            let path = dir.path().join(format!("grabs-{n}.txt"));
+            std::fs::write(&path, &text).unwrap();
+            let id = store
+                .add_monitor_source(
+                    None,
+                    dropwatch_monitor::KIND_FILE_GRABS_TXT,
+                    &path.display().to_string(),
+                )
+                .await
+                .unwrap();
+            outs.extend(drain(&m, &store, id, false).await);
+            let cursor =
+                dropwatch_monitor::ByteCursor::parse(source(&store, id).await.cursor.as_deref());
+            assert_eq!(
+                cursor.offset,
+                text.len() as u64,
+                "seed {seed}: read to the end"
+            );
+        }
+        let mut found: Vec<Victim> = store
+            .list_victims("test", None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.institution_id, v.account, v.exposed, v.urgency))
+            .collect();
+        found.sort();
+        assert_eq!(found, expected_victims(&g), "seed {seed}: victims");
+        let records = store.stats().await.unwrap().records as usize;
+        assert!(records > 0 && records <= g.truth.distinct_reports);
+        let bad: usize = outs.iter().map(|o| o.bad_lines.len()).sum();
+        assert_eq!(bad, 0, "seed {seed}: only grabs were written");
+        store.close().await;
+    }
+}
+
 /// The output of `dropwatch monitor list` on a data directory.
 fn monitor_list(data: &std::path::Path) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropwatch"))

@@ -42,6 +42,12 @@ pub const KIND_HTTP_REPORTS_TXT: &str = "http_reports_txt";
 /// Source kind: a local ZeuS file-mode `reports.txt`.
 pub const KIND_FILE_REPORTS_TXT: &str = "file_reports_txt";
 
+/// Source kind: an HTTP(S) URL serving raw form-grab text (grabs one after another, as drop
+/// scripts dump them), appended over time.
+pub const KIND_HTTP_GRABS_TXT: &str = "http_grabs_txt";
+/// Source kind: a local file of raw form-grab text.
+pub const KIND_FILE_GRABS_TXT: &str = "file_grabs_txt";
+
 /// Most fields kept from one CSV record; further fields are scanned and dropped.
 pub const MAX_CSV_FIELDS: usize = 256;
 
@@ -56,6 +62,9 @@ pub enum DropFormat {
     JsonArray,
     Csv,
     ReportsTxt,
+    /// Raw form-grab text: the `context` texts alone, one after another (see
+    /// [`parse_grabs_txt`]).
+    GrabsTxt,
 }
 
 impl DropFormat {
@@ -99,6 +108,8 @@ pub const BYTE_SOURCE_KINDS: &[(&str, Transport, DropFormat)] = &[
         Transport::File,
         DropFormat::ReportsTxt,
     ),
+    (KIND_HTTP_GRABS_TXT, Transport::Http, DropFormat::GrabsTxt),
+    (KIND_FILE_GRABS_TXT, Transport::File, DropFormat::GrabsTxt),
 ];
 
 /// The transport and format of a byte-oriented source kind.
@@ -127,6 +138,8 @@ pub enum FormatError {
     NotANumber { field: &'static str },
     #[error("reports.txt block without a `context=` line")]
     NoContext,
+    #[error("not a form grab: {0}")]
+    NotAGrab(String),
 }
 
 /// The cursor of a byte-oriented source: the offset after the last complete record, and for
@@ -233,6 +246,7 @@ pub fn parse_chunk(
         },
         DropFormat::Csv => parse_csv(base, data, header),
         DropFormat::ReportsTxt => parse_reports_txt(base, data),
+        DropFormat::GrabsTxt => parse_grabs_txt(base, data),
     }
 }
 
@@ -502,6 +516,139 @@ fn parse_reports_txt(base: u64, data: &[u8]) -> Parsed {
     }
 }
 
+/// Raw form-grab text: what a drop script dumps when it writes the grabs' `context` texts to a
+/// file one after another, without the panel's fields.
+///
+/// A grab starts at a line beginning with `http://` or `https://` (the grabbed URL, perhaps
+/// followed by ` *BLOCKED*`) whose next line begins with `Referer:` (ZeuS 2.x, Citadel and KINS
+/// form grabs), or at a line `Grabbed data from: <URL>` (webinject captures). It ends where
+/// the next grab starts or at a separator line (ten or more of one of `=`, `-`, `*`, `#`),
+/// which belongs to no grab. A grab not yet followed by either may still be growing: it is
+/// left for the next read, as a `reports.txt` block waits for its separator. Text before the
+/// first grab is one bad record. A grab becomes a report with its URL as `path_source`, no bot
+/// id (grabs from different bots with identical data are one record) and the record's offset
+/// as id.
+pub fn parse_grabs_txt(base: u64, data: &[u8]) -> Parsed {
+    let mut records = Vec::new();
+    // Line starts, and for each whether a grab starts or a separator sits there.
+    let mut starts: Vec<usize> = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        starts.push(at);
+        at = memchr_nl(&data[at..]).map_or(data.len(), |n| at + n + 1);
+    }
+    let line = |i: usize| -> &[u8] {
+        let end = starts.get(i + 1).copied().unwrap_or(data.len());
+        let l = &data[starts[i]..end];
+        let l = l.strip_suffix(b"\n").unwrap_or(l);
+        l.strip_suffix(b"\r").unwrap_or(l)
+    };
+    let complete_line = |i: usize| i + 1 < starts.len() || data.ends_with(b"\n");
+    let is_separator = |l: &[u8]| {
+        l.len() >= 10 && matches!(l[0], b'=' | b'-' | b'*' | b'#') && l.iter().all(|&c| c == l[0])
+    };
+    let is_url = |l: &[u8]| l.starts_with(b"http://") || l.starts_with(b"https://");
+    // What each complete line is: a grab start, a separator, or content.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Start,
+        Separator,
+        Content,
+    }
+    let mut marks = Vec::with_capacity(starts.len());
+    for i in 0..starts.len() {
+        let l = line(i);
+        let mark = if !complete_line(i) {
+            Mark::Content
+        } else if is_separator(l) {
+            Mark::Separator
+        } else if l.starts_with(b"Grabbed data from: ")
+            || (is_url(l) && i + 1 < starts.len() && line(i + 1).starts_with(b"Referer:"))
+        {
+            Mark::Start
+        } else {
+            Mark::Content
+        };
+        marks.push(mark);
+    }
+    let mut consumed = 0;
+    let mut open: Option<usize> = None; // line index where the current grab (or junk) began
+    let mut junk_from: Option<usize> = None;
+    for i in 0..=starts.len() {
+        let mark = marks.get(i).copied();
+        let ends_here = matches!(mark, Some(Mark::Start) | Some(Mark::Separator));
+        if !ends_here && mark.is_some() {
+            if open.is_none() && junk_from.is_none() && !line(i).iter().all(u8::is_ascii_whitespace)
+            {
+                junk_from = Some(i);
+            }
+            continue;
+        }
+        if mark.is_none() {
+            break; // end of data: an open grab may still grow
+        }
+        let here = starts[i];
+        if let Some(j) = junk_from.take() {
+            let at = starts[j];
+            records.push((
+                base + at as u64,
+                Err(FormatError::NotAGrab(format!(
+                    "{} bytes of text before a grab starts",
+                    here - at
+                ))),
+            ));
+        }
+        if let Some(g) = open.take() {
+            let at = starts[g];
+            records.push((
+                base + at as u64,
+                grab_report(base + at as u64, &data[at..here]),
+            ));
+        }
+        consumed = if mark == Some(Mark::Separator) {
+            starts.get(i + 1).copied().unwrap_or(data.len())
+        } else {
+            here
+        };
+        if mark == Some(Mark::Start) {
+            open = Some(i);
+        }
+    }
+    Parsed {
+        records,
+        consumed,
+        header: None,
+    }
+}
+
+/// One grab's text as a report.
+fn grab_report(id: u64, block: &[u8]) -> Result<PanelReport, FormatError> {
+    if block.len() > MAX_RECORD_BYTES {
+        return Err(FormatError::TooLarge(block.len()));
+    }
+    let text = String::from_utf8_lossy(block);
+    let text = text.trim_end_matches(['\r', '\n']);
+    let first = text.lines().next().unwrap_or_default();
+    let (url, report_type) = match first.strip_prefix("Grabbed data from: ") {
+        Some(url) => (url.trim(), 201),
+        None => {
+            let url = first.trim_end().trim_end_matches("*BLOCKED*").trim_end();
+            (url, if url.starts_with("https://") { 12 } else { 11 })
+        }
+    };
+    Ok(PanelReport {
+        id,
+        bot_id: String::new(),
+        botnet: String::new(),
+        report_type,
+        path_source: url.to_string(),
+        context: text.to_string(),
+        ipv4: String::new(),
+        country: String::new(),
+        rtime: 0,
+    })
+}
+
 /// One `reports.txt` block; `id` is its offset in the file.
 pub fn parse_report_block(id: u64, block: &[u8]) -> Result<PanelReport, FormatError> {
     if block.len() > MAX_RECORD_BYTES {
@@ -597,6 +744,55 @@ mod tests {
             ..ByteCursor::default()
         };
         assert_eq!(ByteCursor::parse(Some(&v.to_text())), v);
+    }
+
+    #[test]
+    fn raw_grabs_are_split_at_their_urls_and_wait_until_complete() {
+        let grab = |n: u32| {
+            format!(
+                "https://ib.a-bank.example/login.do\r\nReferer: https://ib.a-bank.example/\r\nUser input: u{n}\r\nPOST data:\r\n\r\nkouza_no=100-{n:04}\r\npassword=Pw{n}\r\n\r\n"
+            )
+        };
+        let capture = "Grabbed data from: https://ib.a-bank.example/otp\n\nonetime=123456\n";
+        let data = format!(
+            "junk before\n{}{}{capture}{}\n{}",
+            grab(1),
+            grab(2),
+            "=".repeat(20),
+            grab(3)
+        );
+        let p = parse_chunk(DropFormat::GrabsTxt, 1000, data.as_bytes(), None);
+        assert_eq!(
+            p.records.len(),
+            4,
+            "junk, two grabs, the capture; the last grab waits"
+        );
+        assert!(matches!(p.records[0].1, Err(FormatError::NotAGrab(_))));
+        let r1 = p.records[1].1.as_ref().unwrap();
+        assert_eq!(
+            (r1.report_type, r1.path_source.as_str()),
+            (12, "https://ib.a-bank.example/login.do")
+        );
+        assert!(r1.context.ends_with("password=Pw1"));
+        assert_eq!(r1.id, 1000 + "junk before\n".len() as u64);
+        let cap = p.records[3].1.as_ref().unwrap();
+        assert_eq!(
+            (cap.report_type, cap.path_source.as_str()),
+            (201, "https://ib.a-bank.example/otp")
+        );
+        // Everything up to the third grab is consumed; it is read again with what follows.
+        assert_eq!(&data[p.consumed..], grab(3));
+        let more = format!("{}{}", grab(3), grab(4));
+        let q = parse_chunk(DropFormat::GrabsTxt, 0, more.as_bytes(), None);
+        assert_eq!(q.records.len(), 1);
+        assert!(q.records[0].1.as_ref().unwrap().context.contains("u3"));
+        // A URL line without its Referer yet is not a start: nothing is cut there.
+        let partial = format!("{}https://ib.a-bank.example/login.do\n", grab(5));
+        assert!(
+            parse_chunk(DropFormat::GrabsTxt, 0, partial.as_bytes(), None)
+                .records
+                .is_empty()
+        );
     }
 
     #[test]

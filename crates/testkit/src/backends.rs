@@ -89,7 +89,7 @@ impl Backends {
 /// Defines a `#[tokio::test]` that runs `$body(store)` on every backend [`Backends`] opens:
 /// SQLite, and PostgreSQL when it is reachable (required under `CI=true`).
 ///
-/// ```ignore
+/// ```text
 /// on_every_backend!(victims_are_counted, |s: Store| async move { /* ... */ });
 /// ```
 #[macro_export]

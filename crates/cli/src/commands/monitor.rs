@@ -8,9 +8,9 @@ use clap::{Args, Subcommand};
 use dropwatch_deliver::{Deliverer, DeliveryConfig};
 use dropwatch_masks::InstitutionIndex;
 use dropwatch_monitor::{
-    Monitor, MonitorConfig, KIND_FILE_CSV, KIND_FILE_JSON, KIND_FILE_JSONL, KIND_FILE_REPORTS_TXT,
-    KIND_HTTP_CSV, KIND_HTTP_JSON, KIND_HTTP_JSONL, KIND_HTTP_JSON_PAGES, KIND_HTTP_REPORTS_TXT,
-    KIND_PANEL_MYSQL,
+    Monitor, MonitorConfig, KIND_FILE_CSV, KIND_FILE_GRABS_TXT, KIND_FILE_JSON, KIND_FILE_JSONL,
+    KIND_FILE_REPORTS_TXT, KIND_HTTP_CSV, KIND_HTTP_GRABS_TXT, KIND_HTTP_JSON, KIND_HTTP_JSONL,
+    KIND_HTTP_JSON_PAGES, KIND_HTTP_REPORTS_TXT, KIND_PANEL_MYSQL,
 };
 use dropwatch_records::RecordAnalyzer;
 use dropwatch_store::Store;
@@ -23,7 +23,7 @@ pub enum MonitorCmd {
     /// Watch a source: an HTTP(S) URL or a local file of panel reports as JSON lines.
     Add {
         url: String,
-        #[arg(long, value_parser = [KIND_HTTP_JSONL, KIND_FILE_JSONL, KIND_HTTP_JSON, KIND_FILE_JSON, KIND_HTTP_JSON_PAGES, KIND_HTTP_CSV, KIND_FILE_CSV, KIND_HTTP_REPORTS_TXT, KIND_FILE_REPORTS_TXT, KIND_PANEL_MYSQL], default_value = KIND_HTTP_JSONL)]
+        #[arg(long, value_parser = [KIND_HTTP_JSONL, KIND_FILE_JSONL, KIND_HTTP_JSON, KIND_FILE_JSON, KIND_HTTP_JSON_PAGES, KIND_HTTP_CSV, KIND_FILE_CSV, KIND_HTTP_REPORTS_TXT, KIND_FILE_REPORTS_TXT, KIND_HTTP_GRABS_TXT, KIND_FILE_GRABS_TXT, KIND_PANEL_MYSQL], default_value = KIND_HTTP_JSONL)]
         kind: String,
     },
     List,
