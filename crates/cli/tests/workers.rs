@@ -181,7 +181,12 @@ async fn done(store: &Store, drops: &DropServerHandle) -> bool {
 }
 
 /// The whole scenario on one store. `db` is the PostgreSQL URL, or None for SQLite.
+/// The scenarios run one at a time: each starts several worker processes on a 2-core machine,
+/// and the takeover time it measures must not include another scenario's load.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn scenario(db: Option<&str>) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     let data = data();
     let lines: usize = data.drops.iter().map(|d| d.lines.len()).sum();
