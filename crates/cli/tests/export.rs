@@ -805,6 +805,7 @@ async fn re_export_is_byte_identical_and_new_data_makes_new_versions_of_the_same
                 }],
                 other_fields: vec![],
                 urgency: Urgency::High,
+                mule_accounts: vec![],
             }],
             ..IngestBatch::default()
         })

@@ -36,6 +36,7 @@ async fn alert_fetched_at(store: &Store, inst: &str, n: usize, fetched_at: i64) 
         }],
         other_fields: vec![],
         urgency: Urgency::High,
+        mule_accounts: vec![],
     };
     let out = store
         .ingest(&IngestBatch {

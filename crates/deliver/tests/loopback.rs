@@ -48,6 +48,7 @@ fn record(fp: &str, inst: &str, account: &str) -> AnalyzedRecord {
         }],
         other_fields: vec![],
         urgency: Urgency::from_exposed(&[SecretKind::Password]),
+        mule_accounts: vec![],
     }
 }
 

@@ -318,6 +318,11 @@ pub struct AnalyzedRecord {
     /// Names of the other fields present (their values are not kept).
     pub other_fields: Vec<String>,
     pub urgency: Urgency,
+    /// Money-mule accounts an ATS or drop panel recorded with the grab (`mule_account`,
+    /// `drop_iban`, ...): where the stolen money is sent. The criminals' infrastructure, not
+    /// the victim's data: kept in clear so that banks can block transfers to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mule_accounts: Vec<String>,
 }
 
 impl AnalyzedRecord {
@@ -368,6 +373,9 @@ pub struct AlertPayload {
     pub source_server: Option<String>,
     pub bot_id: String,
     pub botnet: Option<String>,
+    /// Money-mule accounts recorded with the record that raised the alert (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mule_accounts: Vec<String>,
 }
 
 impl AlertPayload {
@@ -451,6 +459,26 @@ pub fn classify_field_name(name: &str) -> Option<SecretKind> {
         .map(|m| FIELD_KEYWORD_KIND[m.pattern().as_usize()])
         .min_by_key(|(rank, _)| *rank)
         .map(|(_, kind)| kind)
+}
+
+/// True for a field name under which ATS and drop panels record the money-mule account the
+/// stolen money goes to (`mule_account`, `muleIBAN`, `drop_acc`, `dropkonto`, ...).
+pub fn is_mule_field_name(name: &str) -> bool {
+    let n: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    n.contains("mule")
+        || [
+            "dropacc",
+            "dropiban",
+            "dropkonto",
+            "dropaccount",
+            "dropcuenta",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
 }
 
 /// The keywords of field names that carry secrets, by kind, in order of precedence: a name

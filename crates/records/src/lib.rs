@@ -14,8 +14,8 @@
 
 use dropwatch_masks::InstitutionIndex;
 use dropwatch_model::{
-    classify_field_name, to_hex, AnalyzedRecord, Institution, MaskedSecret, PanelReport,
-    SecretKind, Urgency,
+    classify_field_name, is_mule_field_name, to_hex, AnalyzedRecord, Institution, MaskedSecret,
+    PanelReport, SecretKind, Urgency,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -342,6 +342,9 @@ fn normalize_name(name: &str) -> String {
         .collect()
 }
 
+/// Longest money-mule account kept (an IBAN has at most 34 characters).
+pub const MAX_MULE_ACCOUNT_CHARS: usize = 64;
+
 /// Normalises an account identifier for deduplication: lowercase, no blanks, dashes or dots.
 pub fn normalize_account(account: &str) -> String {
     account
@@ -424,6 +427,7 @@ impl RecordAnalyzer {
         let account_idx = find_account_field(&fields, institution);
         let mut secrets = Vec::new();
         let mut other_fields = Vec::new();
+        let mut mule_accounts: Vec<String> = Vec::new();
         // Canonical form for the fingerprint: names with values, secrets by their HMAC only.
         let mut canonical: Vec<String> = Vec::new();
         for (i, (name, value)) in fields.iter().enumerate() {
@@ -436,6 +440,19 @@ impl RecordAnalyzer {
                     normalize_name(name),
                     normalize_account(value)
                 ));
+                continue;
+            }
+            if is_mule_field_name(name) {
+                // The criminals' receiving account: kept as written (blanks removed), bounded.
+                let mule: String = value
+                    .chars()
+                    .filter(|c| !c.is_whitespace() && !c.is_control())
+                    .take(MAX_MULE_ACCOUNT_CHARS)
+                    .collect();
+                if !mule.is_empty() && !mule_accounts.contains(&mule) {
+                    canonical.push(format!("{}=mule:{mule}", normalize_name(name)));
+                    mule_accounts.push(mule);
+                }
                 continue;
             }
             let kind = classify_field_name(name)
@@ -497,6 +514,7 @@ impl RecordAnalyzer {
             secrets,
             other_fields,
             urgency: Urgency::from_exposed(&exposed),
+            mule_accounts,
         }
     }
 }
@@ -505,8 +523,11 @@ fn find_account_field(
     fields: &[(String, String)],
     institution: Option<&Institution>,
 ) -> Option<usize> {
-    let usable =
-        |i: usize| !fields[i].1.trim().is_empty() && classify_field_name(&fields[i].0).is_none();
+    let usable = |i: usize| {
+        !fields[i].1.trim().is_empty()
+            && classify_field_name(&fields[i].0).is_none()
+            && !is_mule_field_name(&fields[i].0)
+    };
     // The record's fields by normalised name (a record has a handful; rules are many).
     let mut by_name: std::collections::HashMap<String, Vec<usize>> =
         std::collections::HashMap::with_capacity(fields.len());
@@ -702,6 +723,32 @@ mod tests {
         ));
         assert!(a.secrets.is_empty());
         assert_no_leak(&a, &["1,234,567"]);
+    }
+
+    #[test]
+    fn ats_records_surface_the_mule_account_and_mask_the_rest() {
+        // An ATS panel's record: the victim's login and one-time code, the balance it read and
+        // the mule account it transferred to.
+        let ctx = "https://ib.a-bank.example/api/transfer\nReferer: -\nUser input: \nPOST data:\n\n{\"login\":\"taro.example\",\"password\":\"Ats$Pw9\",\"otp\":\"401122\",\"balance\":\"1234567\",\"mule_account\":\"DE89 3704 0044 0532 0130 00\",\"drop_iban\":\"DE89370400440532013000\"}\n";
+        let a = analyzer().analyze(&report(ctx));
+        assert_eq!(a.account.as_deref(), Some("taro.example"));
+        assert_eq!(a.mule_accounts, vec!["DE89370400440532013000".to_string()]);
+        assert_eq!(
+            secret_kinds(&a),
+            vec![(SecretKind::Password, 7), (SecretKind::OneTimeCode, 6)]
+        );
+        assert!(a.other_fields.contains(&"balance".to_string()));
+        assert_no_leak(&a, &["Ats$Pw9", "401122", "1234567"]);
+        // The mule account is part of the record's identity: another mule, another record.
+        let other = ctx
+            .replace("DE89 3704", "DE89 9999")
+            .replace("DE8937", "DE8999");
+        assert_ne!(
+            analyzer().analyze(&report(&other)).fingerprint,
+            a.fingerprint
+        );
+        assert!(is_mule_field_name("muleIBAN") && is_mule_field_name("dropKonto"));
+        assert!(!is_mule_field_name("account") && !is_mule_field_name("dropdown"));
     }
 
     #[test]

@@ -72,6 +72,7 @@ fn record(fp: &str, inst: &str, account: &str, kinds: &[SecretKind]) -> Analyzed
             })
             .collect(),
         other_fields: vec![],
+        mule_accounts: vec![],
     }
 }
 

@@ -65,6 +65,7 @@ async fn real_body(secret: &str) -> String {
                 }],
                 other_fields: vec![],
                 urgency: Urgency::Critical,
+                mule_accounts: vec![],
             }],
             ..IngestBatch::default()
         })

@@ -254,11 +254,11 @@ impl Store {
             });
         }
         let mut record_ids: HashMap<&str, i64> = HashMap::with_capacity(unique.len());
-        const RECORD_COLS: usize = 13;
+        const RECORD_COLS: usize = 14;
         for chunk in insert_order.chunks(rows_per_statement(RECORD_COLS)) {
             let sql = format!(
                 "INSERT INTO records (source_id, fingerprint, external_id, bot_id, botnet, url, institution_id, account_norm,
-                   secrets, other_fields, urgency, fetched_at, created_at)
+                   secrets, other_fields, urgency, fetched_at, created_at, mule_accounts)
                  VALUES {} ON CONFLICT (fingerprint) DO NOTHING RETURNING id, fingerprint",
                 values_clause(self.backend, chunk.len(), RECORD_COLS, 1, "")
             );
@@ -278,6 +278,7 @@ impl Store {
                 arg(&mut args, rec.urgency.as_str())?;
                 arg(&mut args, batch.fetched_at)?;
                 arg(&mut args, now)?;
+                arg(&mut args, json(&rec.mule_accounts))?;
             }
             let rows = sqlx::query_with(&sql, args).fetch_all(&mut **tx).await?;
             for row in &rows {
@@ -509,6 +510,7 @@ impl Store {
                 source_server: batch.source_server.clone(),
                 bot_id: rec.bot_id.clone(),
                 botnet: Some(rec.botnet.clone()).filter(|b| !b.is_empty()),
+                mule_accounts: rec.mule_accounts.clone(),
             };
             payloads.push((alert_id, json(&payload)));
         }
@@ -548,7 +550,7 @@ mod tests {
 
     #[test]
     fn chunks_stay_under_the_parameter_limit() {
-        for width in [1, 2, 5, 6, 8, 13] {
+        for width in [1, 2, 5, 7, 8, 14] {
             let rows = rows_per_statement(width);
             assert!(rows * width <= MAX_PARAMS, "width {width}");
             assert!(rows >= 1);

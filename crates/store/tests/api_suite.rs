@@ -36,6 +36,7 @@ fn record(fp: &str, inst: &str, account: &str, kinds: &[SecretKind]) -> Analyzed
             })
             .collect(),
         other_fields: vec![],
+        mule_accounts: vec![],
     }
 }
 

@@ -57,6 +57,7 @@ fn records(seed: u64, n: usize) -> Vec<AnalyzedRecord> {
             account: attributed.then_some(account),
             urgency: Urgency::from_exposed(&kinds),
             other_fields: vec![],
+            mule_accounts: vec![],
         });
     }
     out
@@ -161,8 +162,8 @@ fn batch(records: &[AnalyzedRecord]) -> IngestBatch {
 #[tokio::test]
 async fn batches_larger_than_a_statement_match_the_model() {
     let b = Backends::new("ingest batch").await;
-    // 13 parameters per record: this many records needs several statements per batch.
-    let n = MAX_PARAMS / 13 * 2 + 321;
+    // 14 parameters per record: this many records needs several statements per batch.
+    let n = MAX_PARAMS / 14 * 2 + 321;
     for s in &b.stores {
         eprintln!("{:?}", s.backend());
         setup(s).await;
@@ -292,6 +293,35 @@ async fn a_batch_without_the_lease_writes_nothing() {
         // Without a fence the same batch goes in.
         fenced.lease = None;
         assert!(s.ingest(&fenced).await.unwrap().new_records > 0);
+    }
+    b.finish().await;
+}
+
+#[tokio::test]
+async fn alerts_carry_the_mule_accounts_of_their_record() {
+    let b = Backends::new("ingest batch").await;
+    for s in &b.stores {
+        setup(s).await;
+        let mut recs = records(21, 30);
+        recs.retain(|r| r.institution_id.is_some());
+        recs.truncate(1);
+        recs[0].mule_accounts = vec!["DE89370400440532013000".into()];
+        assert_eq!(s.ingest(&batch(&recs)).await.unwrap().alerts, 1);
+        for bank in BANKS {
+            s.set_webhook(bank, "http://127.0.0.1:9/hook", "k")
+                .await
+                .unwrap();
+        }
+        let due = s.due_alerts(i64::MAX, 10).await.unwrap();
+        let p: AlertPayload = serde_json::from_str(&due[0].payload).unwrap();
+        assert_eq!(p.mule_accounts, vec!["DE89370400440532013000".to_string()]);
+        // Without a mule the payload has no such key at all (v1 receivers see no change).
+        let mut plain = records(22, 30);
+        plain.retain(|r| r.institution_id.is_some() && r.institution_id != recs[0].institution_id);
+        plain.truncate(1);
+        s.ingest(&batch(&plain)).await.unwrap();
+        let due = s.due_alerts(i64::MAX, 10).await.unwrap();
+        assert!(due.iter().any(|a| !a.payload.contains("mule_accounts")));
     }
     b.finish().await;
 }

@@ -30,6 +30,7 @@ fn record(
         }],
         other_fields: vec![],
         urgency: Urgency::High,
+        mule_accounts: vec![],
     }
 }
 

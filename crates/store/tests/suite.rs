@@ -44,6 +44,7 @@ fn record(
         urgency: Urgency::from_exposed(kinds),
         secrets,
         other_fields: vec![],
+        mule_accounts: vec![],
     }
 }
 

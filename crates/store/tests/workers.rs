@@ -34,6 +34,7 @@ fn record(fp: &str, inst: &str, account: &str) -> AnalyzedRecord {
             hmac: format!("{fp}-pw"),
         }],
         other_fields: vec![],
+        mule_accounts: vec![],
     }
 }
 
