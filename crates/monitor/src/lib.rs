@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use dropwatch_records::RecordAnalyzer;
 use dropwatch_store::{
-    now_micros, IngestBatch, IngestOutcome, LeaseFence, MonitorSource, Store, StoreError,
+    now_micros, BadRecords, IngestBatch, IngestOutcome, LeaseFence, MonitorSource, Store,
+    StoreError,
 };
 use rand::Rng;
 use tokio::sync::{watch, Notify};
@@ -392,6 +393,10 @@ impl Monitor {
         mut out: PollOutcome,
         fetched_at: i64,
     ) -> Result<PollOutcome, StoreError> {
+        // A snapshot is read whole every poll: its count replaces the last one.
+        let snapshot = source.is_some_and(|s| {
+            formats::byte_source_kind(&s.kind).is_some_and(|(_, format)| !format.is_append_only())
+        });
         let batch = IngestBatch {
             source_id: source.map(|s| s.id),
             cursor: Some(cursor),
@@ -399,6 +404,11 @@ impl Monitor {
             source_server: source.map(|s| s.url.clone()),
             records,
             lease: lease.cloned(),
+            bad_records: BadRecords {
+                count: out.bad_lines.len() as u64,
+                last_position: out.bad_lines.last().map(|(at, _)| *at),
+                replace: snapshot,
+            },
         };
         out.ingest = self.store.ingest(&batch).await?;
         self.totals.add(&out);
@@ -439,21 +449,8 @@ impl Monitor {
                     .note_poll(source.id, Some(&e.to_string()))
                     .await?;
             }
-            Ok(out) => {
-                // A snapshot is read whole every poll: its count replaces the last one.
-                let snapshot = formats::byte_source_kind(&source.kind)
-                    .is_some_and(|(_, format)| !format.is_append_only());
-                if !out.bad_lines.is_empty() || snapshot {
-                    self.store
-                        .note_bad_records(
-                            source.id,
-                            out.bad_lines.len() as u64,
-                            out.bad_lines.last().map(|(at, _)| *at),
-                            snapshot,
-                        )
-                        .await?;
-                }
-            }
+            // Bad-record counts were written with the records, in the ingest transaction.
+            Ok(_) => {}
         }
         res
     }

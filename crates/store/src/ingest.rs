@@ -1,7 +1,8 @@
 //! Ingestion: a batch of analysed records becomes records, victims, alerts (the outbox) and the
 //! source's new cursor, in one transaction and in a fixed number of statements per batch.
 //!
-//! A batch costs about seven statements whatever its size: the fenced cursor update, one
+//! A batch costs about seven statements whatever its size: the fenced cursor update (with the
+//! batch's bad-record count), one
 //! multi-row insert of the records (`ON CONFLICT (fingerprint) DO NOTHING RETURNING`), one
 //! multi-row upsert that claims every victim concerned, one multi-row update of their state,
 //! the victim–record links, the institutions' names, the alerts and their payloads. Rows are
@@ -213,16 +214,28 @@ impl Store {
 
         // 1. The cursor, first: it serialises ingests of one source and checks the fence.
         if let Some(source_id) = batch.source_id {
+            // The cursor and the bad-record count move together with the records.
             let mut sql = String::from(
-                "UPDATE monitor_sources SET cursor = COALESCE($1, cursor), last_polled_at = $2, last_error = NULL WHERE id = $3",
+                "UPDATE monitor_sources SET cursor = COALESCE($1, cursor), last_polled_at = $2, last_error = NULL,
+                   bad_records = CASE WHEN $4 = 1 THEN $5 ELSE bad_records + $5 END,
+                   last_bad_position = COALESCE($6, last_bad_position),
+                   last_bad_at = CASE WHEN $5 > 0 THEN $2 ELSE last_bad_at END
+                 WHERE id = $3",
             );
             if batch.lease.is_some() {
-                sql.push_str(" AND lease_owner = $4 AND lease_epoch = $5");
+                sql.push_str(" AND lease_owner = $7 AND lease_epoch = $8");
             }
+            let bad = &batch.bad_records;
             let mut q = sqlx::query(&sql)
                 .bind(batch.cursor.as_deref())
                 .bind(now)
-                .bind(source_id);
+                .bind(source_id)
+                .bind(i64::from(bad.replace))
+                .bind(i64::try_from(bad.count).unwrap_or(i64::MAX))
+                .bind(
+                    bad.last_position
+                        .map(|p| i64::try_from(p).unwrap_or(i64::MAX)),
+                );
             if let Some(lease) = &batch.lease {
                 q = q.bind(lease.owner.as_str()).bind(lease.epoch);
             }

@@ -133,6 +133,19 @@ pub struct IngestBatch {
     pub records: Vec<AnalyzedRecord>,
     /// The lease this batch was polled under; the batch commits only while it still holds.
     pub lease: Option<LeaseFence>,
+    /// What the source served that was not a record, counted with the batch (same transaction).
+    pub bad_records: BadRecords,
+}
+
+/// The bad records of one batch: how many, where the last one was. Only counts and positions:
+/// a bad record's text is attacker input that may hold a victim's secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BadRecords {
+    pub count: u64,
+    pub last_position: Option<u64>,
+    /// A snapshot source (read whole every poll) replaces its count instead of adding to it,
+    /// so that re-reading the same bad element is not counted again.
+    pub replace: bool,
 }
 
 /// A fencing token: the owner and epoch under which a worker claimed a monitor source.

@@ -6,8 +6,9 @@
 //! last bad record (byte offset, array index or row id) and when it was seen are kept: the
 //! record's text is attacker input that may hold a victim's secret, so it is never stored.
 //!
-//! The count is written after the ingest transaction that skipped the records commits, so a
-//! crash in between can under-count a chunk's bad records, never count them twice.
+//! The monitors count bad records in the ingest transaction of the batch that skipped them
+//! (`IngestBatch::bad_records`, fenced like the cursor), so a crash neither loses nor repeats a
+//! count; [`Store::note_bad_records`] is for callers outside a batch.
 
 use dropwatch_model::Micros;
 use serde::Serialize;

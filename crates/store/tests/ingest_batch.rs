@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use dropwatch_model::{
     AlertPayload, AlertReason, AnalyzedRecord, MaskedSecret, SecretKind, Urgency,
 };
-use dropwatch_store::{IngestBatch, LeaseFence, Store, StoreError, MAX_PARAMS};
+use dropwatch_store::{BadRecords, IngestBatch, LeaseFence, Store, StoreError, MAX_PARAMS};
 use dropwatch_testkit::backends::Backends;
 use dropwatch_testkit::fixtures::bank;
 use rand::{Rng, SeedableRng};
@@ -283,6 +283,11 @@ async fn a_batch_without_the_lease_writes_nothing() {
             owner: "worker-that-never-claimed".into(),
             epoch: 1,
         });
+        fenced.bad_records = BadRecords {
+            count: 3,
+            last_position: Some(777),
+            replace: false,
+        };
         match s.ingest(&fenced).await {
             Err(StoreError::LeaseLost { source_id }) => assert_eq!(source_id, src),
             other => panic!("expected LeaseLost, got {other:?}"),
@@ -290,9 +295,27 @@ async fn a_batch_without_the_lease_writes_nothing() {
         let stats = s.stats().await.unwrap();
         assert_eq!((stats.records, stats.victims, stats.alerts), (0, 0, 0));
         assert_eq!(s.list_monitor_sources().await.unwrap()[0].cursor, None);
-        // Without a fence the same batch goes in.
+        let bad = |s: Store| async move {
+            let c = s.monitor_error_counts().await.unwrap()[0];
+            (c.bad_records, c.last_bad_position)
+        };
+        assert_eq!(
+            bad(s.clone()).await,
+            (0, None),
+            "no count without the lease"
+        );
+        // Without a fence the same batch goes in, with its bad-record count.
         fenced.lease = None;
         assert!(s.ingest(&fenced).await.unwrap().new_records > 0);
+        assert_eq!(bad(s.clone()).await, (3, Some(777)));
+        // A snapshot's count replaces the last one.
+        fenced.bad_records = BadRecords {
+            count: 1,
+            last_position: Some(5),
+            replace: true,
+        };
+        s.ingest(&fenced).await.unwrap();
+        assert_eq!(bad(s.clone()).await, (1, Some(5)));
     }
     b.finish().await;
 }

@@ -109,6 +109,7 @@ on_every_backend!(
             source_server: None,
             records: vec![record(fp, "a", fp)],
             lease: Some(lease.clone()),
+            ..IngestBatch::default()
         };
         s.ingest(&batch(&a.lease, "100", "r1")).await.unwrap();
 
