@@ -5,29 +5,13 @@ use std::io::Write;
 use std::sync::Arc;
 
 use dropwatch_masks::InstitutionIndex;
-use dropwatch_model::Institution;
 use dropwatch_monitor::{
     Monitor, MonitorConfig, KIND_FILE_CSV, KIND_FILE_JSON, KIND_FILE_REPORTS_TXT,
 };
 use dropwatch_records::{RecordAnalyzer, SecretKey};
 use dropwatch_store::{MonitorSource, Store};
+use dropwatch_testkit::fixtures::store_with_a_bank;
 use tokio::sync::Notify;
-
-async fn setup(dir: &std::path::Path) -> Store {
-    let store = Store::open_data_dir(dir).await.unwrap();
-    store
-        .upsert_institution(&Institution {
-            id: "jp-a".into(),
-            name: "A Bank".into(),
-            country: "JP".into(),
-            domains: vec!["a-bank.example".into()],
-            url_masks: vec![],
-            account_fields: vec!["kouza_no".into()],
-        })
-        .await
-        .unwrap();
-    store
-}
 
 async fn monitor(store: &Store, max_body_bytes: usize) -> Monitor {
     let index = InstitutionIndex::new(store.list_institutions().await.unwrap());
@@ -84,7 +68,7 @@ fn append(path: &std::path::Path, s: &str) {
 #[tokio::test]
 async fn reports_txt_grows_block_by_block_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let store = setup(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let path = dir.path().join("reports.txt");
     let id = store
         .add_monitor_source(None, KIND_FILE_REPORTS_TXT, path.to_str().unwrap())
@@ -114,7 +98,7 @@ async fn reports_txt_grows_block_by_block_across_restarts() {
 #[tokio::test]
 async fn csv_resumes_with_the_header_from_the_cursor() {
     let dir = tempfile::tempdir().unwrap();
-    let store = setup(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let path = dir.path().join("reports.csv");
     let id = store
         .add_monitor_source(None, KIND_FILE_CSV, path.to_str().unwrap())
@@ -145,7 +129,7 @@ async fn csv_resumes_with_the_header_from_the_cursor() {
 #[tokio::test]
 async fn a_record_larger_than_the_read_limit_is_skipped_not_stuck() {
     let dir = tempfile::tempdir().unwrap();
-    let store = setup(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let path = dir.path().join("reports.txt");
     let id = store
         .add_monitor_source(None, KIND_FILE_REPORTS_TXT, path.to_str().unwrap())
@@ -181,7 +165,7 @@ async fn a_record_larger_than_the_read_limit_is_skipped_not_stuck() {
 #[tokio::test]
 async fn json_array_snapshots_do_not_make_records_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let store = setup(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let path = dir.path().join("listing.json");
     let item = |n: u32| {
         serde_json::json!({"id": n, "bot_id": format!("B{n}"), "type": 12,

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dropwatch_masks::InstitutionIndex;
-use dropwatch_model::Institution;
 use dropwatch_monitor::{Monitor, MonitorConfig, MonitorError, KIND_HTTP_JSONL};
 use dropwatch_records::{RecordAnalyzer, SecretKey};
 use dropwatch_store::{MonitorSource, Store};
+use dropwatch_testkit::fixtures::{a_bank, store_with_a_bank};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
@@ -124,32 +124,9 @@ async fn answer(mut conn: TcpStream, behaviour: Behaviour) {
     let _ = conn.shutdown().await;
 }
 
-async fn store_with_bank(dir: &std::path::Path) -> Store {
-    let store = Store::open_data_dir(dir).await.unwrap();
-    store
-        .upsert_institution(&Institution {
-            id: "jp-a".into(),
-            name: "A Bank".into(),
-            country: "JP".into(),
-            domains: vec!["a-bank.example".into()],
-            url_masks: vec![],
-            account_fields: vec!["kouza_no".into()],
-        })
-        .await
-        .unwrap();
-    store
-}
-
 fn monitor(store: &Store, allow_private: bool) -> Monitor {
     let analyzer = Arc::new(RecordAnalyzer::new(
-        InstitutionIndex::new(vec![Institution {
-            id: "jp-a".into(),
-            name: "A Bank".into(),
-            country: "JP".into(),
-            domains: vec!["a-bank.example".into()],
-            url_masks: vec![],
-            account_fields: vec!["kouza_no".into()],
-        }]),
+        InstitutionIndex::new(vec![a_bank()]),
         SecretKey::from_bytes([3; 32]),
     ));
     let config = MonitorConfig {
@@ -184,7 +161,7 @@ async fn bad_records(store: &Store, id: i64) -> (i64, Option<i64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_servers_fail_alone_and_the_rest_is_ingested() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_bank(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
 
     let good_body = format!("{}\n{}\n", report_line(1), report_line(2));
     let (good, _) = server(Behaviour::Body(good_body.clone().into_bytes())).await;
@@ -302,7 +279,7 @@ async fn hostile_servers_fail_alone_and_the_rest_is_ingested() {
 #[tokio::test]
 async fn a_poll_of_an_endless_body_is_bounded_in_time_and_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_bank(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let (endless, connections) = server(Behaviour::Endless).await;
     let id = store
         .add_monitor_source(None, KIND_HTTP_JSONL, &format!("{endless}/r"))
@@ -326,7 +303,7 @@ async fn a_poll_of_an_endless_body_is_bounded_in_time_and_bytes() {
 #[tokio::test]
 async fn private_addresses_are_refused_without_a_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_bank(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let (server_url, connections) = server(Behaviour::Body(b"x\n".to_vec())).await;
     let id = store
         .add_monitor_source(None, KIND_HTTP_JSONL, &format!("{server_url}/gate.php"))
@@ -343,7 +320,7 @@ async fn private_addresses_are_refused_without_a_connection() {
 #[tokio::test]
 async fn a_server_ignoring_range_is_resumed_past_the_read_limit_and_a_shrunk_one_reread() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_bank(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     // Far more than one read limit of reports, served whole at every request.
     let lines: Vec<String> = (0..1200).map(report_line).collect();
     let mut text = lines.join("\n");

@@ -18,22 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use dropwatch_masks::InstitutionIndex;
-use dropwatch_model::Institution;
 use dropwatch_monitor::{Monitor, MonitorConfig, KIND_HTTP_JSON, KIND_HTTP_JSONL};
 use dropwatch_records::{RecordAnalyzer, SecretKey};
 use dropwatch_store::{MonitorSource, Store};
+use dropwatch_testkit::fixtures::{a_bank, store_with_a_bank};
 use tokio::sync::Notify;
-
-fn bank() -> Institution {
-    Institution {
-        id: "jp-a".into(),
-        name: "A Bank".into(),
-        country: "JP".into(),
-        domains: vec!["a-bank.example".into()],
-        url_masks: vec![],
-        account_fields: vec!["kouza_no".into()],
-    }
-}
 
 fn report(n: u32) -> serde_json::Value {
     serde_json::json!({
@@ -119,10 +108,9 @@ async fn setup(dir: &std::path::Path) -> (Store, Monitor) {
 }
 
 async fn setup_with(dir: &std::path::Path, config: MonitorConfig) -> (Store, Monitor) {
-    let store = Store::open_data_dir(dir).await.unwrap();
-    store.upsert_institution(&bank()).await.unwrap();
+    let store = store_with_a_bank(dir).await;
     let analyzer = Arc::new(RecordAnalyzer::new(
-        InstitutionIndex::new(vec![bank()]),
+        InstitutionIndex::new(vec![a_bank()]),
         SecretKey::from_bytes([3; 32]),
     ));
     let config = MonitorConfig {

@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 
 use dropwatch_masks::InstitutionIndex;
-use dropwatch_model::Institution;
 use dropwatch_monitor::{
     Monitor, MonitorConfig, MonitorError, KIND_HTTP_CSV, KIND_HTTP_JSON, KIND_HTTP_REPORTS_TXT,
 };
 use dropwatch_records::{RecordAnalyzer, SecretKey};
 use dropwatch_store::{MonitorSource, Store};
+use dropwatch_testkit::fixtures::store_with_a_bank;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -65,18 +65,7 @@ async fn serve(body: Arc<Mutex<Vec<u8>>>, ranges: Arc<Mutex<Vec<Option<u64>>>>) 
 }
 
 async fn setup(dir: &std::path::Path) -> (Store, Monitor) {
-    let store = Store::open_data_dir(dir).await.unwrap();
-    store
-        .upsert_institution(&Institution {
-            id: "jp-a".into(),
-            name: "A Bank".into(),
-            country: "JP".into(),
-            domains: vec!["a-bank.example".into()],
-            url_masks: vec![],
-            account_fields: vec!["kouza_no".into()],
-        })
-        .await
-        .unwrap();
+    let store = store_with_a_bank(dir).await;
     let index = InstitutionIndex::new(store.list_institutions().await.unwrap());
     let analyzer = Arc::new(RecordAnalyzer::new(index, SecretKey::from_bytes([4; 32])));
     let config = MonitorConfig {

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use dropwatch_masks::InstitutionIndex;
-use dropwatch_model::Institution;
 use dropwatch_monitor::{Monitor, MonitorConfig, PanelDbLimits, PollOutcome, KIND_PANEL_MYSQL};
 use dropwatch_records::{RecordAnalyzer, SecretKey, MAX_RECORD_BYTES};
 use dropwatch_store::{MonitorSource, Store};
@@ -18,6 +17,7 @@ use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor};
 use tokio::sync::Notify;
 
+use dropwatch_testkit::fixtures::store_with_a_bank;
 use dropwatch_testkit::panel_schema::{
     mysql_admin_url as admin_url, ZEUS_REPORTS_TEMPLATE as ZEUS_TEMPLATE,
 };
@@ -122,22 +122,6 @@ impl Grab {
     }
 }
 
-async fn store_with_bank(dir: &std::path::Path) -> Store {
-    let store = Store::open_data_dir(dir).await.unwrap();
-    store
-        .upsert_institution(&Institution {
-            id: "jp-a".into(),
-            name: "A Bank".into(),
-            country: "JP".into(),
-            domains: vec!["a-bank.example".into()],
-            url_masks: vec![],
-            account_fields: vec!["kouza_no".into()],
-        })
-        .await
-        .unwrap();
-    store
-}
-
 /// A monitor as `dropwatch monitor run` builds it: a fresh one is a restarted process.
 async fn monitor(store: &Store, max_rows: u64) -> Monitor {
     let index = InstitutionIndex::new(store.list_institutions().await.unwrap());
@@ -192,7 +176,7 @@ async fn zeus_rows_arrive_once_across_restarts_and_new_day_tables() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_bank(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let id = store
         .add_monitor_source(None, KIND_PANEL_MYSQL, &panel.source_url())
         .await
@@ -284,7 +268,7 @@ async fn hostile_rows_shrinking_and_vanishing_tables() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_bank(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let id = store
         .add_monitor_source(None, KIND_PANEL_MYSQL, &panel.source_url())
         .await
@@ -357,7 +341,7 @@ async fn spyeye_and_tinba_tables_are_read_too() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_bank(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let id = store
         .add_monitor_source(None, KIND_PANEL_MYSQL, &panel.source_url())
         .await
@@ -399,7 +383,7 @@ async fn spyeye_and_tinba_tables_are_read_too() {
 #[tokio::test]
 async fn private_panel_hosts_need_permission() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_bank(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let id = store
         .add_monitor_source(None, KIND_PANEL_MYSQL, "mysql://root@127.0.0.1:3306/panel")
         .await
@@ -426,7 +410,7 @@ async fn citadel_tables_with_process_info_are_read() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_bank(dir.path()).await;
+    let store = store_with_a_bank(dir.path()).await;
     let id = store
         .add_monitor_source(None, KIND_PANEL_MYSQL, &panel.source_url())
         .await

@@ -13,3 +13,28 @@ pub fn bank(id: &str) -> Institution {
         account_fields: vec!["kouza".into()],
     }
 }
+
+/// "A Bank" (`jp-a`) at `a-bank.example`, whose account field is `kouza_no`: the institution of
+/// the monitor tests' hand-written form grabs.
+pub fn a_bank() -> Institution {
+    Institution {
+        id: "jp-a".into(),
+        name: "A Bank".into(),
+        country: "JP".into(),
+        domains: vec!["a-bank.example".into()],
+        url_masks: vec![],
+        account_fields: vec!["kouza_no".into()],
+    }
+}
+
+/// A SQLite store in `dir` that knows [`a_bank`].
+pub async fn store_with_a_bank(dir: &std::path::Path) -> dropwatch_store::Store {
+    let store = dropwatch_store::Store::open_data_dir(dir)
+        .await
+        .expect("SQLite store");
+    store
+        .upsert_institution(&a_bank())
+        .await
+        .expect("upsert A Bank");
+    store
+}
