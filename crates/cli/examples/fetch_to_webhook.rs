@@ -156,7 +156,12 @@ async fn main() -> anyhow::Result<()> {
     // Store.
     let tmp = tempfile::tempdir()?;
     let store = match &opts.database_url {
-        Some(url) => Store::connect(url).await?,
+        Some(url) => {
+            Store::connect(url)
+                .await?
+                .with_seal_key(dropwatch_store::seal_key_file(tmp.path())?)
+                .await?
+        }
         None => Store::open_data_dir(tmp.path()).await?,
     };
     let backend = format!("{:?}", store.backend());

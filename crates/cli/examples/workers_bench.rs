@@ -154,9 +154,14 @@ async fn run(n: usize, drops: &[DropData], registry: &dropwatch_model::Registry,
         .await
         .unwrap();
     let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    let store = Store::connect(&url).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret-hmac.key"), [7u8; 32]).unwrap();
+    let store = Store::connect(&url)
+        .await
+        .unwrap()
+        .with_seal_key(dropwatch_store::seal_key_file(dir.path()).unwrap())
+        .await
+        .unwrap();
     let server = drop_server::start(
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         drops.to_vec(),

@@ -1,11 +1,10 @@
-//! What every command needs: the store and the deployment's secret key.
+//! What every command needs: the store and the deployment's keys.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use dropwatch_records::SecretKey;
-use dropwatch_store::Store;
+use dropwatch_store::{key_fingerprint, load_or_create_key_file, Store};
 
 pub struct Context {
     pub data_dir: PathBuf,
@@ -13,50 +12,58 @@ pub struct Context {
 }
 
 impl Context {
+    /// The store, with the deployment's keys checked against it: the seal key (webhook keys
+    /// and drop passwords at rest) and the HMAC key's fingerprint, so that a worker brought up
+    /// with a fresh data directory is refused instead of hashing victims' secrets with another
+    /// key. Both key files live in the data directory, also when the database is PostgreSQL.
     pub async fn store(&self) -> anyhow::Result<Store> {
-        match &self.database_url {
-            Some(url) => Store::connect(url)
-                .await
-                .with_context(|| "opening the database"),
+        let store = match &self.database_url {
+            Some(url) => {
+                let store = Store::connect(url)
+                    .await
+                    .with_context(|| "opening the database")?;
+                let seal = dropwatch_store::seal_key_file(&self.data_dir)?;
+                store
+                    .with_seal_key(seal)
+                    .await
+                    .with_context(|| format!("the seal key in {}", self.data_dir.display()))?
+            }
             None => {
                 std::fs::create_dir_all(&self.data_dir)
                     .with_context(|| format!("creating {}", self.data_dir.display()))?;
                 Store::open_data_dir(&self.data_dir)
                     .await
-                    .with_context(|| format!("opening the store in {}", self.data_dir.display()))
+                    .with_context(|| format!("opening the store in {}", self.data_dir.display()))?
             }
-        }
+        };
+        let hmac = key_bytes(&self.data_dir.join(HMAC_KEY_FILE))?;
+        store
+            .check_key("hmac", &key_fingerprint(&hmac, "hmac"))
+            .await
+            .with_context(|| {
+                format!(
+                    "the HMAC key {}",
+                    self.data_dir.join(HMAC_KEY_FILE).display()
+                )
+            })?;
+        Ok(store)
     }
 
     pub fn secret_key(&self) -> anyhow::Result<SecretKey> {
-        load_or_create_key(&self.data_dir.join("secret-hmac.key"))
+        load_or_create_key(&self.data_dir.join(HMAC_KEY_FILE))
     }
+}
+
+/// The HMAC key's file name in a data directory.
+pub const HMAC_KEY_FILE: &str = "secret-hmac.key";
+
+fn key_bytes(path: &Path) -> anyhow::Result<[u8; 32]> {
+    load_or_create_key_file(path).with_context(|| format!("key file {}", path.display()))
 }
 
 /// Reads the 32-byte HMAC key for victims' secrets, creating it (mode 0600) on first use.
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<SecretKey> {
-    if let Ok(bytes) = std::fs::read(path) {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
-        return Ok(SecretKey::from_bytes(arr));
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let key: [u8; 32] = rand::random();
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(&key)?;
-    Ok(SecretKey::from_bytes(key))
+    Ok(SecretKey::from_bytes(key_bytes(path)?))
 }
 
 /// A fresh random secret, hex, for webhooks.

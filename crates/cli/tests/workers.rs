@@ -198,7 +198,12 @@ async fn scenario(db: Option<&str>) {
     )
     .unwrap();
     let store = match db {
-        Some(url) => Store::connect(url).await.unwrap(),
+        Some(url) => Store::connect(url)
+            .await
+            .unwrap()
+            .with_seal_key(dropwatch_store::seal_key_file(dir.path()).unwrap())
+            .await
+            .unwrap(),
         None => Store::open_data_dir(dir.path()).await.unwrap(),
     };
     let drops = drop_server::start(

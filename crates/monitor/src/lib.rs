@@ -475,7 +475,7 @@ impl Monitor {
             };
         }
         self.wait_for_host(url.host_str().unwrap_or_default()).await;
-        let mut req = self.client.get(url.clone());
+        let mut req = self.client.get(with_password(&url, source));
         if cursor.offset > 0 {
             req = req.header("range", format!("bytes={}-", cursor.offset));
         }
@@ -657,7 +657,7 @@ impl Monitor {
         };
         let mut res = self
             .client
-            .get(url.clone())
+            .get(with_password(url, source))
             .send()
             .await
             .map_err(http_err)?;
@@ -809,6 +809,17 @@ impl Monitor {
             }
         }
     }
+}
+
+/// The URL as requested: with the source's sealed password, if it has one, for reqwest to turn
+/// into basic authentication (it takes user and password out of the URL it sends). Every other
+/// use of a source's URL (messages, cursors, logs, alerts) is the URL without the password.
+fn with_password(url: &url::Url, source: &MonitorSource) -> url::Url {
+    let mut url = url.clone();
+    if let Some(c) = &source.credential {
+        let _ = url.set_password(Some(c.expose()));
+    }
+    url
 }
 
 #[cfg(test)]

@@ -432,8 +432,8 @@ impl Monitor {
         source: &MonitorSource,
         lease: Option<&dropwatch_store::LeaseFence>,
     ) -> Result<PollOutcome, MonitorError> {
-        let url =
-            url::Url::parse(&source.url).map_err(|_| MonitorError::BadUrl(source.url.clone()))?;
+        let url = url::Url::parse(&source.connect_url())
+            .map_err(|_| MonitorError::BadUrl(source.url.clone()))?;
         let (opts, shown) = connect_options(&url)?;
         if !self.config.allow_private && is_private_host(url.host()) {
             return Err(MonitorError::PrivateAddress(shown));

@@ -27,10 +27,15 @@ pub use ingest::MAX_PARAMS;
 pub use intel::*;
 pub mod delivery_ops;
 pub mod monitor_ops;
+mod seal;
 mod sharing;
 pub use configs::{
     canonical_hash, canonical_json, ConfigEvent, ConfigInsert, ConfigRow, NewConfig,
     EVENT_TARGETS_ADDED,
+};
+pub use seal::{
+    is_sealed, join_password, key_fingerprint, load_or_create_key_file, split_password, SealError,
+    SealKey, SEALED_PREFIX,
 };
 pub use sharing::*;
 mod workers;
@@ -56,6 +61,24 @@ pub enum StoreError {
     /// committed: nothing was written.
     #[error("lease on monitor source {source_id} lost: another worker holds it now")]
     LeaseLost { source_id: i64 },
+    /// A secret sealed at rest could not be sealed or opened.
+    #[error("{what}: {source}")]
+    Seal {
+        what: String,
+        #[source]
+        source: SealError,
+    },
+    /// This process brought a deployment key other than the one the database was first used
+    /// with: hashes or seals made with it would match nothing already stored.
+    #[error("the {purpose} key of this process (fingerprint {process}) is not the deployment's (the database was set up with {database}): use the deployment's key file")]
+    KeyMismatch {
+        purpose: String,
+        database: String,
+        process: String,
+    },
+    /// A deployment key file could not be read or created.
+    #[error("key file {path}: {message}")]
+    KeyFile { path: String, message: String },
     /// A batch kept losing races with other writers.
     #[error("ingest gave up after {attempts} attempts: {reason}")]
     Contended {
@@ -83,6 +106,8 @@ pub fn now_micros() -> Micros {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Seals the secrets the deployment must keep usable (webhook keys, drop passwords).
+    seal: Option<SealKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,11 +126,46 @@ pub struct MonitorSource {
     pub id: i64,
     pub server_id: Option<i64>,
     pub kind: String,
+    /// The URL without any password: safe to show, log and put in alerts.
     pub url: String,
+    /// The source's password, opened from its seal; only [`MonitorSource::connect_url`] uses it.
+    #[serde(skip)]
+    pub credential: Option<Credential>,
     pub cursor: Option<String>,
     pub state: String,
     pub last_polled_at: Option<Micros>,
     pub last_error: Option<String>,
+}
+
+impl MonitorSource {
+    /// The URL to connect with: [`MonitorSource::url`] with the password put back. Never show it.
+    pub fn connect_url(&self) -> String {
+        match &self.credential {
+            Some(c) => join_password(&self.url, c.expose()).unwrap_or_else(|| self.url.clone()),
+            None => self.url.clone(),
+        }
+    }
+}
+
+/// A drop's or panel's password, in memory only while it is used; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential(String);
+
+impl Credential {
+    pub fn new(password: String) -> Credential {
+        Credential(password)
+    }
+
+    /// The password as the URL carries it (percent-encoded).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(<sealed>)")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -271,7 +331,11 @@ impl Store {
             }
             Backend::Postgres => AnyPoolOptions::new().max_connections(8).connect(url).await?,
         };
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            seal: None,
+        };
         store.migrate().await?;
         let filled = store.backfill_account_hashes().await?;
         if filled > 0 {
@@ -280,10 +344,14 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens the embedded SQLite store in a data directory (`DIR/dropwatch.db`).
+    /// Opens the embedded SQLite store in a data directory (`DIR/dropwatch.db`), with the
+    /// deployment's seal key from the same directory (`DIR/secret-seal.key`, created on first
+    /// use).
     pub async fn open_data_dir(dir: &Path) -> Result<Store> {
         let path = dir.join("dropwatch.db");
-        Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+        let key = seal_key_file(dir)?;
+        store.with_seal_key(key).await
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -304,6 +372,138 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Gives the store the deployment's seal key: webhook keys and drop passwords are sealed
+    /// with it on write and opened on read. The key's fingerprint is recorded on first use and
+    /// checked on every later one ([`StoreError::KeyMismatch`] for another key), and secrets
+    /// written in clear before sealing existed are sealed now.
+    pub async fn with_seal_key(mut self, key: SealKey) -> Result<Store> {
+        self.check_key("seal", key.fingerprint()).await?;
+        self.seal = Some(key);
+        let sealed = self.seal_clear_secrets().await?;
+        if sealed > 0 {
+            tracing::info!(secrets = sealed, "secrets kept in clear are sealed now");
+        }
+        Ok(self)
+    }
+
+    /// Checks a deployment key by its public fingerprint: the first process records it, every
+    /// later one must bring the same key.
+    pub async fn check_key(&self, purpose: &str, fingerprint: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deployment_keys (purpose, fingerprint, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (purpose) DO NOTHING",
+        )
+        .bind(purpose)
+        .bind(fingerprint)
+        .bind(now_micros())
+        .execute(&self.pool)
+        .await?;
+        let database: String =
+            sqlx::query("SELECT fingerprint FROM deployment_keys WHERE purpose = $1")
+                .bind(purpose)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("fingerprint")?;
+        if database != fingerprint {
+            return Err(StoreError::KeyMismatch {
+                purpose: purpose.to_string(),
+                database,
+                process: fingerprint.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn seal_key(&self, what: impl FnOnce() -> String) -> Result<&SealKey> {
+        self.seal.as_ref().ok_or_else(|| StoreError::Seal {
+            what: what(),
+            source: SealError::NoKey,
+        })
+    }
+
+    /// Opens a stored secret; a clear value (written before sealing, or by a store without a
+    /// key) comes back as it is.
+    fn open_secret(&self, context: &str, stored: String) -> Result<String> {
+        if !is_sealed(&stored) {
+            return Ok(stored);
+        }
+        self.seal_key(|| context.to_string())?
+            .open(context, &stored)
+            .map_err(|source| StoreError::Seal {
+                what: context.to_string(),
+                source,
+            })
+    }
+
+    pub(crate) fn open_webhook_secret(
+        &self,
+        institution_id: &str,
+        stored: Option<String>,
+    ) -> Result<Option<String>> {
+        stored
+            .map(|s| self.open_secret(&webhook_secret_context(institution_id), s))
+            .transpose()
+    }
+
+    /// Seals webhook keys and moves drop passwords out of source URLs, for rows written in
+    /// clear. Returns how many secrets it sealed.
+    async fn seal_clear_secrets(&self) -> Result<u64> {
+        let key = self.seal_key(|| "sealing secrets".to_string())?;
+        let mut sealed = 0;
+        let rows = sqlx::query(
+            "SELECT id, webhook_secret FROM institutions WHERE webhook_secret IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let secret: String = r.try_get("webhook_secret")?;
+            if is_sealed(&secret) {
+                continue;
+            }
+            let value = key.seal(&webhook_secret_context(&id), &secret);
+            sqlx::query(
+                "UPDATE institutions SET webhook_secret = $1 WHERE id = $2 AND webhook_secret = $3",
+            )
+            .bind(value)
+            .bind(&id)
+            .bind(&secret)
+            .execute(&self.pool)
+            .await?;
+            sealed += 1;
+        }
+        let rows = sqlx::query("SELECT id, kind, url FROM monitor_sources WHERE url LIKE '%@%'")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let kind: String = r.try_get("kind")?;
+            let url: String = r.try_get("url")?;
+            let (bare, Some(password)) = split_password(&url) else {
+                continue;
+            };
+            let credential = key.seal(&credential_context(&kind, &bare), &password);
+            let res = sqlx::query(
+                "UPDATE monitor_sources SET url = $1, credential = $2 WHERE id = $3 AND url = $4",
+            )
+            .bind(&bare)
+            .bind(credential)
+            .bind(id)
+            .bind(&url)
+            .execute(&self.pool)
+            .await;
+            match res {
+                Ok(_) => sealed += 1,
+                // The same source without its password exists already: keep that one's.
+                Err(e) if is_unique_violation(&e) => {
+                    tracing::warn!(source = id, "a source with the same URL without password exists; this one keeps its URL");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(sealed)
     }
 
     pub async fn close(&self) {
@@ -355,11 +555,14 @@ impl Store {
 
     /// Sets where an institution's alerts are delivered and the key they are signed with.
     pub async fn set_webhook(&self, institution_id: &str, url: &str, secret: &str) -> Result<()> {
+        let sealed = self
+            .seal_key(|| format!("webhook key of {institution_id}"))?
+            .seal(&webhook_secret_context(institution_id), secret);
         let res = sqlx::query(
             "UPDATE institutions SET webhook_url = $1, webhook_secret = $2 WHERE id = $3",
         )
         .bind(url)
-        .bind(secret)
+        .bind(sealed)
         .bind(institution_id)
         .execute(&self.pool)
         .await?;
@@ -379,7 +582,7 @@ impl Store {
             return Err(StoreError::UnknownInstitution(institution_id.to_string()));
         };
         let url: Option<String> = row.try_get("webhook_url")?;
-        let secret: Option<String> = row.try_get("webhook_secret")?;
+        let secret = self.open_webhook_secret(institution_id, row.try_get("webhook_secret")?)?;
         Ok(url.zip(secret))
     }
 
@@ -477,9 +680,18 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let links = sqlx::query("SELECT server_id, source FROM server_sources ORDER BY source")
+        // Provenance grouped once by server (a scan per server was quadratic in the catalogue).
+        let mut links: std::collections::HashMap<i64, Vec<String>> =
+            std::collections::HashMap::new();
+        for l in sqlx::query("SELECT server_id, source FROM server_sources ORDER BY source")
             .fetch_all(&self.pool)
-            .await?;
+            .await?
+        {
+            links
+                .entry(l.try_get("server_id")?)
+                .or_default()
+                .push(l.try_get("source")?);
+        }
         rows.iter()
             .map(|r| {
                 let id: i64 = r.try_get("id")?;
@@ -494,11 +706,7 @@ impl Store {
                     })?,
                     first_seen: r.try_get("first_seen")?,
                     last_seen: r.try_get("last_seen")?,
-                    sources: links
-                        .iter()
-                        .filter(|l| l.try_get::<i64, _>("server_id").ok() == Some(id))
-                        .filter_map(|l| l.try_get("source").ok())
-                        .collect(),
+                    sources: links.remove(&id).unwrap_or_default(),
                 })
             })
             .collect()
@@ -507,19 +715,33 @@ impl Store {
     // ---- monitor sources ----
 
     /// Registers a source to poll; idempotent on (kind, url). Returns its id.
+    ///
+    /// A password in the URL (`mysql://user:password@host/db`, `https://user:password@drop/`)
+    /// is not stored in it: it is sealed into the source's credential, and the URL is kept and
+    /// matched without it (a newer password replaces the older one).
     pub async fn add_monitor_source(
         &self,
         server_id: Option<i64>,
         kind: &str,
         url: &str,
     ) -> Result<i64> {
+        let (bare, password) = split_password(url);
+        let credential = match &password {
+            Some(pw) => Some(
+                self.seal_key(|| format!("password of monitor source {bare}"))?
+                    .seal(&credential_context(kind, &bare), pw),
+            ),
+            None => None,
+        };
         let row = sqlx::query(
-            "INSERT INTO monitor_sources (server_id, kind, url, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (kind, url) DO UPDATE SET server_id = COALESCE(monitor_sources.server_id, excluded.server_id) RETURNING id",
+            "INSERT INTO monitor_sources (server_id, kind, url, credential, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (kind, url) DO UPDATE SET server_id = COALESCE(monitor_sources.server_id, excluded.server_id),
+               credential = COALESCE(excluded.credential, monitor_sources.credential) RETURNING id",
         )
         .bind(server_id)
         .bind(kind)
-        .bind(url)
+        .bind(&bare)
+        .bind(credential)
         .bind(now_micros())
         .fetch_one(&self.pool)
         .await?;
@@ -527,19 +749,23 @@ impl Store {
     }
 
     pub async fn list_monitor_sources(&self) -> Result<Vec<MonitorSource>> {
-        let rows = sqlx::query("SELECT id, server_id, kind, url, cursor, state, last_polled_at, last_error FROM monitor_sources ORDER BY id")
+        let rows = sqlx::query("SELECT id, server_id, kind, url, credential, cursor, state, last_polled_at, last_error FROM monitor_sources ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(monitor_source_from_row).collect()
+        rows.iter()
+            .map(|r| self.monitor_source_from_row(r))
+            .collect()
     }
 
     /// One monitor source, by id.
     pub async fn monitor_source(&self, id: i64) -> Result<Option<MonitorSource>> {
-        let row = sqlx::query("SELECT id, server_id, kind, url, cursor, state, last_polled_at, last_error FROM monitor_sources WHERE id = $1")
+        let row = sqlx::query("SELECT id, server_id, kind, url, credential, cursor, state, last_polled_at, last_error FROM monitor_sources WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(monitor_source_from_row).transpose()
+        row.as_ref()
+            .map(|r| self.monitor_source_from_row(r))
+            .transpose()
     }
 
     pub async fn set_monitor_state(&self, id: i64, state: &str) -> Result<bool> {
@@ -586,7 +812,10 @@ impl Store {
                     idempotency_key: r.try_get("idempotency_key")?,
                     attempts: r.try_get("attempts")?,
                     webhook_url: r.try_get("webhook_url")?,
-                    webhook_secret: r.try_get("webhook_secret")?,
+                    webhook_secret: self.open_webhook_secret(
+                        &r.try_get::<String, _>("institution_id")?,
+                        r.try_get("webhook_secret")?,
+                    )?,
                 })
             })
             .collect()
@@ -734,17 +963,57 @@ impl Store {
     }
 }
 
-fn monitor_source_from_row(r: &AnyRow) -> Result<MonitorSource> {
-    Ok(MonitorSource {
-        id: r.try_get("id")?,
-        server_id: r.try_get("server_id")?,
-        kind: r.try_get("kind")?,
-        url: r.try_get("url")?,
-        cursor: r.try_get("cursor")?,
-        state: r.try_get("state")?,
-        last_polled_at: r.try_get("last_polled_at")?,
-        last_error: r.try_get("last_error")?,
-    })
+impl Store {
+    /// A source row, its sealed password (if any) opened for the poller's use.
+    fn monitor_source_from_row(&self, r: &AnyRow) -> Result<MonitorSource> {
+        let kind: String = r.try_get("kind")?;
+        let url: String = r.try_get("url")?;
+        let credential = match r.try_get::<Option<String>, _>("credential")? {
+            Some(sealed) => Some(Credential(
+                self.open_secret(&credential_context(&kind, &url), sealed)?,
+            )),
+            None => None,
+        };
+        Ok(MonitorSource {
+            id: r.try_get("id")?,
+            server_id: r.try_get("server_id")?,
+            kind,
+            url,
+            credential,
+            cursor: r.try_get("cursor")?,
+            state: r.try_get("state")?,
+            last_polled_at: r.try_get("last_polled_at")?,
+            last_error: r.try_get("last_error")?,
+        })
+    }
+}
+
+/// The seal key of a data directory (`DIR/secret-seal.key`), created on first use.
+pub fn seal_key_file(dir: &Path) -> Result<SealKey> {
+    let path = dir.join(SEAL_KEY_FILE);
+    load_or_create_key_file(&path)
+        .map(SealKey::from_bytes)
+        .map_err(|e| StoreError::KeyFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// The seal key's file name in a data directory.
+pub const SEAL_KEY_FILE: &str = "secret-seal.key";
+
+/// What a webhook key is sealed for: its column and its institution.
+fn webhook_secret_context(institution_id: &str) -> String {
+    format!("institutions.webhook_secret:{institution_id}")
+}
+
+/// What a source's password is sealed for: its column, kind and URL (without the password).
+fn credential_context(kind: &str, bare_url: &str) -> String {
+    format!("monitor_sources.credential:{kind}:{bare_url}")
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 fn victim_from_row(r: &AnyRow) -> Result<VictimRow> {

@@ -26,10 +26,7 @@ use dropwatch_model::Micros;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::{
-    monitor_source_from_row, Attempt, AttemptNext, Backend, DueAlert, LeaseFence, MonitorSource,
-    Result, Store,
-};
+use crate::{Attempt, AttemptNext, Backend, DueAlert, LeaseFence, MonitorSource, Result, Store};
 
 /// Who a worker is, as it registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +134,7 @@ pub const HOT_QUERIES: [&str; 4] = [
 ];
 
 const SOURCE_COLS: &str =
-    "id, server_id, kind, url, cursor, state, last_polled_at, last_error, lease_epoch";
+    "id, server_id, kind, url, credential, cursor, state, last_polled_at, last_error, lease_epoch";
 
 fn claim_sources_sql(backend: Backend) -> String {
     // $1 now, $2 limit, $3 owner, $4 lease_until
@@ -292,7 +289,7 @@ impl Store {
             .iter()
             .map(|r| {
                 Ok(ClaimedSource {
-                    source: monitor_source_from_row(r)?,
+                    source: self.monitor_source_from_row(r)?,
                     lease: LeaseFence {
                         owner: owner.to_string(),
                         epoch: r.try_get("lease_epoch")?,
@@ -361,8 +358,9 @@ impl Store {
             .iter()
             .map(|r| {
                 let institution_id: String = r.try_get("institution_id")?;
-                let (webhook_url, webhook_secret) =
+                let (webhook_url, stored_secret) =
                     hooks.get(&institution_id).cloned().unwrap_or_default();
+                let webhook_secret = self.open_webhook_secret(&institution_id, stored_secret)?;
                 Ok(ClaimedAlert {
                     alert: DueAlert {
                         id: r.try_get("id")?,

@@ -18,6 +18,8 @@ pub fn pg_admin_url() -> String {
 /// A store per backend, and what to drop afterwards.
 pub struct Backends {
     pub stores: Vec<Store>,
+    /// Each store's database URL, in the order of `stores`, for tests that look at the raw rows.
+    pub urls: Vec<String>,
     _dir: tempfile::TempDir,
     pg_db: Option<String>,
 }
@@ -29,6 +31,10 @@ impl Backends {
         let mut stores = vec![Store::open_data_dir(dir.path())
             .await
             .expect("SQLite store")];
+        let mut urls = vec![format!(
+            "sqlite://{}",
+            dir.path().join("dropwatch.db").display()
+        )];
         let mut pg_db = None;
         let admin = pg_admin_url();
         match sqlx::PgConnection::connect(&admin).await {
@@ -50,7 +56,11 @@ impl Backends {
                     Some((base, _)) => format!("{base}/{name}"),
                     None => panic!("bad DROPWATCH_TEST_PG_URL {admin}"),
                 };
-                stores.push(Store::connect(&url).await.expect("PostgreSQL store"));
+                // Both stores share the data directory's seal key, as a worker fleet does.
+                let seal = dropwatch_store::seal_key_file(dir.path()).expect("seal key");
+                let store = Store::connect(&url).await.expect("PostgreSQL store");
+                stores.push(store.with_seal_key(seal).await.expect("seal key"));
+                urls.push(url);
                 pg_db = Some(name);
             }
             Err(e) => {
@@ -62,9 +72,15 @@ impl Backends {
         }
         Backends {
             stores,
+            urls,
             _dir: dir,
             pg_db,
         }
+    }
+
+    /// The seal key every store here was opened with (the data directory's).
+    pub fn seal_key(&self) -> dropwatch_store::SealKey {
+        dropwatch_store::seal_key_file(self._dir.path()).expect("seal key")
     }
 
     /// Closes the stores and drops the PostgreSQL database.

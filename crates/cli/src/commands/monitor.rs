@@ -113,7 +113,13 @@ pub async fn run(ctx: &Context, cmd: MonitorCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         MonitorCmd::Add { url, kind } => {
             let id = store.add_monitor_source(None, &kind, &url).await?;
-            println!("source {id} watching {url}");
+            let (shown, password) = dropwatch_store::split_password(&url);
+            let sealed = if password.is_some() {
+                " (password sealed)"
+            } else {
+                ""
+            };
+            println!("source {id} watching {shown}{sealed}");
         }
         MonitorCmd::List => {
             let counts: std::collections::HashMap<i64, _> = store
