@@ -4,12 +4,13 @@
 //! (2) as the `.data` section of a minimal PE whose code pattern points at it and whose XOR
 //! section is zeros, so the input *is* the decoded struct and every byte reaches the RC4
 //! permutation search and the string scans (checked against a direct per-offset search);
-//! (3) as patches (offset, value pairs) over a synthetic Citadel image built from a seed in
-//! the first byte, so the header, section-table and pattern checks see near-valid images.
+//! (3) as patches (offset, value pairs) over a synthetic Citadel image (or, one seed in four, an
+//! ICE IX image with the 2.1 key-block base config) built from a seed in the first byte, so the
+//! header, section-table and pattern checks see near-valid images.
 #![no_main]
 
 use dropwatch_config::basecfg::{
-    extract_with_base, locate, BaseConfigError, BOTNET_MAX_CHARS, MAX_BASE_CONFIG_LEN,
+    extract_with_base, locate, BaseConfigError, BaseScheme, BOTNET_MAX_CHARS, MAX_BASE_CONFIG_LEN,
     MAX_RC4_CANDIDATES, MAX_URLS, MIN_BASE_CONFIG_LEN,
 };
 use dropwatch_config::pe_builder::{
@@ -89,7 +90,22 @@ fuzz_target!(|data: &[u8]| {
 
     // (3) Patches over a synthetic image.
     if let [seed, patches @ ..] = data {
-        let spec = BotImageSpec {
+        // One seed in four: an ICE IX image with the 2.1 RC4 key-block base config.
+        let ice_ix = BotImageSpec {
+            variant: Variant::IceIx,
+            rc4_state: Rc4State::from_key(&[*seed]),
+            botnet: "fuzz".into(),
+            config_url: "http://fuzz.example/c.bin".into(),
+            config_file: None,
+            login_key: None,
+            login_key_placement: LoginKeyPlacement::BaseConfig,
+            salt: None,
+            salt_form: SaltForm::IntecoZ6,
+            aes_xor: None,
+            marker: false,
+            scheme: BaseScheme::Rc4KeyBlock,
+        };
+        let citadel = BotImageSpec {
             variant: Variant::CitadelAes,
             rc4_state: Rc4State::from_key(&[*seed]),
             botnet: "fuzz".into(),
@@ -105,7 +121,9 @@ fuzz_target!(|data: &[u8]| {
             salt_form: SaltForm::IntecoZ6,
             aes_xor: Some([*seed; 16]),
             marker: seed % 2 == 0,
+            scheme: BaseScheme::XorSection,
         };
+        let spec = if seed % 4 == 3 { ice_ix } else { citadel };
         let mut img = build_bot_image(&spec, u64::from(*seed))
             .expect("spec is valid")
             .bytes;

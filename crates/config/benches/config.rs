@@ -10,6 +10,7 @@
 //! * `floor/rc4`, `floor/md5`: the primitives over the same bytes.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dropwatch_config::basecfg::BaseScheme;
 use dropwatch_config::builder::{build_citadel, build_zeus, Compression};
 use dropwatch_config::pe_builder::{
     build_bot_image, BotImageSpec, LoginKeyPlacement, SaltForm, SplitMix64,
@@ -142,6 +143,7 @@ fn spec(variant: Variant) -> BotImageSpec {
         salt_form: SaltForm::IntecoZ6,
         aes_xor: citadel.then_some([0x11; 16]),
         marker: citadel,
+        scheme: BaseScheme::XorSection,
     }
 }
 

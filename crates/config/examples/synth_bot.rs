@@ -2,10 +2,12 @@
 //! `dropwatch_config::pe_builder`), for trying `dropwatch config extract` by hand:
 //!
 //! ```text
-//! cargo run -p dropwatch-config --example synth_bot -- OUT_DIR [SEED] [zeus2|ice_ix|evolution|citadel_aes]
+//! cargo run -p dropwatch-config --example synth_bot -- OUT_DIR [SEED] [zeus2|zeus21|ice_ix|ice_ix_2089|evolution|citadel_aes]
+//! (zeus21 and ice_ix: the 2.1 RC4 key-block base config; the others: the 2.0.8.9 XOR layout)
 //! dropwatch config extract OUT_DIR/bot.exe --dynamic OUT_DIR/config.bin --format json
 //! ```
 
+use dropwatch_config::basecfg::BaseScheme;
 use dropwatch_config::builder::{build_citadel, build_zeus, Compression};
 use dropwatch_config::pe_builder::{
     build_bot_image, BotImageSpec, LoginKeyPlacement, SaltForm, SplitMix64,
@@ -20,11 +22,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or("usage: synth_bot OUT_DIR [SEED] [VARIANT]")?,
     );
     let seed: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
-    let variant = match args.next().as_deref() {
-        None | Some("zeus2") => Variant::Zeus2,
-        Some("ice_ix") => Variant::IceIx,
-        Some("evolution") => Variant::Evolution,
-        Some("citadel_aes") => Variant::CitadelAes,
+    let (variant, scheme) = match args.next().as_deref() {
+        None | Some("zeus2") => (Variant::Zeus2, BaseScheme::XorSection),
+        Some("zeus21") => (Variant::Zeus2, BaseScheme::Rc4KeyBlock),
+        Some("ice_ix") => (Variant::IceIx, BaseScheme::Rc4KeyBlock),
+        Some("ice_ix_2089") => (Variant::IceIx, BaseScheme::XorSection),
+        Some("evolution") => (Variant::Evolution, BaseScheme::XorSection),
+        Some("citadel_aes") => (Variant::CitadelAes, BaseScheme::XorSection),
         Some(other) => return Err(format!("unknown variant {other}").into()),
     };
     let mut rng = SplitMix64::new(seed);
@@ -51,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             k
         }),
         marker: citadel,
+        scheme,
     };
     let img = build_bot_image(&spec, seed)?;
     let mut cfg = Config::empty(variant);

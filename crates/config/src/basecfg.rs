@@ -26,6 +26,11 @@
 //!   81 70 08 <k2> 81 70 0C <k3> C1 E2 08 0B D7`; the marker string `Coded by BRIAN KREBS for
 //!   personal use only. I love my job & wife.`.
 //! * **Evolution** adds a login key to the base config (no crypto use known); it is reported.
+//! * **ZeuS 2.1.0.1 and ICE IX** (`configs.md` §2.1, unverified on a real image: no public
+//!   unpacked sample with known values) hide the struct differently: the z2 code
+//!   ([`BASECONFIG21_CODE`]) references a 0x3C8-byte block whose RC4 key schedule decrypts the
+//!   last section from its third byte. Each keystream (ZeuS, ICE IX, Evolution) is tried; the
+//!   one whose output holds a fresh RC4 state wins, and the same field search runs on it.
 //!
 //! **Bounds.** The image is at most [`crate::pe::MAX_IMAGE_LEN`]; every pattern scan is one
 //! linear pass keeping at most [`MAX_PATTERN_HITS`] hits; the base config is at most
@@ -39,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::citadel::{extract_citadel, CitadelKeys};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::pe::{le32, PeError, PeImage};
-use crate::rc4::{Rc4State, RC4_STATE_LEN};
+use crate::rc4::{Rc4State, Rc4Variant, RC4_STATE_LEN};
 use crate::types::{Config, Family, Keys};
 use crate::zeus::extract_zeus;
 use crate::ConfigError;
@@ -96,6 +101,50 @@ pub const BASECONFIG_CODE: &[Tok] = &[
     B(0x50),
     B(0xE8),
 ];
+/// ZeuS 2.1.0.1 and ICE IX keep the base config RC4-encrypted instead (`configs.md` §2.1,
+/// `VF:`/`I:` rule z2): `push ebp; mov ebp, esp; push ecx; mov eax, [A]; mov ecx, [B];
+/// push esi; lea esi, [ecx+eax]; mov eax, [C]; mov ecx, [KEY]`. The last operand (at +26) is
+/// the VA of a [`BASECONFIG21_KEY_LEN`]-byte block; the RC4 key schedule over that block gives
+/// the state that decrypts the last section's raw data from its third byte on.
+pub const BASECONFIG21_CODE: &[Tok] = &[
+    B(0x55),
+    B(0x8B),
+    B(0xEC),
+    B(0x51),
+    B(0xA1),
+    Any,
+    Any,
+    Any,
+    Any,
+    B(0x8B),
+    B(0x0D),
+    Any,
+    Any,
+    Any,
+    Any,
+    B(0x56),
+    B(0x8D),
+    B(0x34),
+    B(0x01),
+    B(0xA1),
+    Any,
+    Any,
+    Any,
+    Any,
+    B(0x8B),
+    B(0x0D),
+    Any,
+    Any,
+    Any,
+    Any,
+];
+/// Offset of the key block's VA in [`BASECONFIG21_CODE`].
+pub const BASECONFIG21_KEY_VA_AT: usize = 26;
+/// Length of the 2.1 key block (`0x3C8`).
+pub const BASECONFIG21_KEY_LEN: usize = 0x3C8;
+/// Bytes of the last section before the encrypted base config.
+pub const BASECONFIG21_SKIP: usize = 2;
+
 /// Offset of the size immediate in [`BASECONFIG_CODE`].
 pub const BASECONFIG_CODE_SIZE_AT: usize = 2;
 /// Offset of the VA immediate in [`BASECONFIG_CODE`].
@@ -252,8 +301,16 @@ pub enum BaseConfigError {
     Pe(#[from] PeError),
     #[error("no section 2: the image has {count} sections; the base config's XOR key is section index 2")]
     NoSection2 { count: usize },
-    #[error("no base-config code pattern (56 BA <size> 52 68 <VA> 50 E8) in {scanned} bytes")]
+    #[error("no base-config code pattern (2.0.8.9/Citadel 56 BA <size> 52 68 <VA> 50 E8, or 2.1/ICE IX 55 8B EC 51 A1 .. 8B 0D <key VA>) in {scanned} bytes")]
     NoCodePattern { scanned: usize },
+    #[error("2.1 key block check failed: VA 0x{va:08x} (+{BASECONFIG21_KEY_LEN} bytes) from the code at offset 0x{pattern_offset:x} is not in any section's raw data")]
+    KeyBlockVa { pattern_offset: usize, va: u32 },
+    #[error("no RC4 permutation in the last section ({section}) decrypted from byte {BASECONFIG21_SKIP} with the key block at VA 0x{key_va:08x} (code at offset 0x{pattern_offset:x}; keystreams zeus, ice_ix, evolution tried)")]
+    NoPermutation21 {
+        section: String,
+        pattern_offset: usize,
+        key_va: u32,
+    },
     #[error("base config size check failed: the code at offset 0x{pattern_offset:x} gives size {size}, outside [{MIN_BASE_CONFIG_LEN}, {MAX_BASE_CONFIG_LEN}]")]
     Size { pattern_offset: usize, size: u32 },
     #[error("base config VA check failed: VA 0x{va:08x} (+{size} bytes) from the code at offset 0x{pattern_offset:x} is not in any section's raw data")]
@@ -277,8 +334,8 @@ impl BaseConfigError {
     /// furthest.
     fn rank(&self) -> u8 {
         match self {
-            BaseConfigError::NoPermutation { .. } => 3,
-            BaseConfigError::Va { .. } => 2,
+            BaseConfigError::NoPermutation { .. } | BaseConfigError::NoPermutation21 { .. } => 3,
+            BaseConfigError::Va { .. } | BaseConfigError::KeyBlockVa { .. } => 2,
             BaseConfigError::Size { .. } => 1,
             _ => 0,
         }
@@ -290,17 +347,42 @@ impl BaseConfigError {
 pub struct BaseConfigLocation {
     /// File offset of the `56 BA ... 50 E8` code.
     pub code_offset: usize,
-    /// Absolute VA of the struct.
+    /// Absolute VA of the struct (2.1 scheme: of the decrypted bytes, the last section's third).
     pub va: u32,
     /// File offset of the struct.
     pub file_offset: usize,
+    /// Bytes decoded: the struct's size from the code (2.1 scheme: the rest of the last
+    /// section, at most [`MAX_BASE_CONFIG_LEN`], since the struct's size is not in the code).
     pub size: u32,
     /// Name of the section holding the struct.
     pub section: String,
-    /// Index of the section whose bytes are the XOR key (2, or the last section).
+    /// Index of the section whose bytes are the XOR key (2, or the last section); for the
+    /// 2.1 scheme, the section that holds the encrypted struct (the last).
     pub xor_section: usize,
     /// Offset of the RC4 state in the decoded struct.
     pub rc4_offset: usize,
+    /// How the struct was hidden.
+    #[serde(default)]
+    pub scheme: BaseScheme,
+    /// 2.1 scheme: the VA of the key block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_block_va: Option<u32>,
+    /// 2.1 scheme: the keystream that decrypted the struct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystream: Option<Rc4Variant>,
+}
+
+/// How a base config is hidden in the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaseScheme {
+    /// ZeuS 2.0.8.9, Evolution, Citadel: XORed with section 2 (or the last section), found
+    /// by the `56 BA <size> 52 68 <VA> 50 E8` code.
+    #[default]
+    XorSection,
+    /// ZeuS 2.1.0.1, ICE IX: RC4-encrypted in the last section under the key schedule of a
+    /// 0x3C8-byte block, found by the z2 code.
+    Rc4KeyBlock,
 }
 
 /// A config URL from the base config, `url|file` split.
@@ -717,33 +799,56 @@ fn find_login_key_by_code(
     None
 }
 
-/// Finds and decodes the base config of an unpacked PE32 bot image.
+/// Finds and decodes the base config of an unpacked PE32 bot image: the 2.0.8.9/Citadel
+/// XOR scheme first, then the 2.1/ICE IX RC4 scheme. When neither holds, the error is the one
+/// of the candidate that got furthest.
 pub fn locate(image: &[u8]) -> Result<BaseConfig, BaseConfigError> {
     let pe = PeImage::parse(image)?;
     let n_sections = pe.sections().len();
-    if n_sections <= PESECTION_OF_BASECONFIG_KEY {
-        return Err(BaseConfigError::NoSection2 { count: n_sections });
-    }
     let hits = find_pattern(image, BASECONFIG_CODE, MAX_PATTERN_HITS);
-    if hits.is_empty() {
+    let hits21 = find_pattern(image, BASECONFIG21_CODE, MAX_PATTERN_HITS);
+    if hits.is_empty() && hits21.is_empty() {
         return Err(BaseConfigError::NoCodePattern {
             scanned: image.len(),
         });
     }
-    let mut d = Diagnostics::default();
     let mut best: Option<BaseConfigError> = None;
     let mut keep = |e: BaseConfigError| {
         if best.as_ref().is_none_or(|b| e.rank() > b.rank()) {
             best = Some(e);
         }
     };
+    if !hits.is_empty() {
+        if n_sections <= PESECTION_OF_BASECONFIG_KEY {
+            keep(BaseConfigError::NoSection2 { count: n_sections });
+        } else if let Some(found) = locate_xor(&pe, &hits, &mut keep) {
+            return Ok(found);
+        }
+    }
+    if let Some(found) = locate_rc4_block(&pe, &hits21, &mut keep) {
+        return Ok(found);
+    }
+    Err(best.unwrap_or(BaseConfigError::NoCodePattern {
+        scanned: image.len(),
+    }))
+}
+
+/// The 2.0.8.9/Citadel scheme: the struct at the code's VA, XORed with section 2 or the last.
+fn locate_xor(
+    pe: &PeImage<'_>,
+    hits: &[usize],
+    keep: &mut impl FnMut(BaseConfigError),
+) -> Option<BaseConfig> {
+    let image = pe.data();
+    let n_sections = pe.sections().len();
+    let mut d = Diagnostics::default();
     let last = n_sections - 1;
     let xor_sections: Vec<usize> = if last == PESECTION_OF_BASECONFIG_KEY {
         vec![PESECTION_OF_BASECONFIG_KEY]
     } else {
         vec![PESECTION_OF_BASECONFIG_KEY, last]
     };
-    for code_offset in hits {
+    for &code_offset in hits {
         let (Some(size), Some(va)) = (
             le32(image, code_offset + BASECONFIG_CODE_SIZE_AT),
             le32(image, code_offset + BASECONFIG_CODE_VA_AT),
@@ -800,15 +905,14 @@ pub fn locate(image: &[u8]) -> Result<BaseConfig, BaseConfigError> {
                 section: section.name.clone(),
                 xor_section: xi,
                 rc4_offset,
+                scheme: BaseScheme::XorSection,
+                key_block_va: None,
+                keystream: None,
             };
-            return Ok(read_fields(&pe, &decoded, location, &cands, d));
+            return Some(read_fields(pe, &decoded, location, &cands, d));
         }
         keep(BaseConfigError::NoPermutation {
-            section: if section.name.is_empty() {
-                format!("section {}", section.index)
-            } else {
-                section.name.clone()
-            },
+            section: section_label(&section.name, section.index),
             pattern_offset: code_offset,
             va,
             size,
@@ -819,9 +923,75 @@ pub fn locate(image: &[u8]) -> Result<BaseConfig, BaseConfigError> {
                 .join(" or "),
         });
     }
-    Err(best.unwrap_or(BaseConfigError::NoCodePattern {
-        scanned: image.len(),
-    }))
+    None
+}
+
+/// The 2.1/ICE IX scheme: the key schedule of the block at the z2 code's VA decrypts the last
+/// section from byte [`BASECONFIG21_SKIP`]; each keystream is tried and the one whose output
+/// holds a fresh RC4 state (the config's key) is kept.
+fn locate_rc4_block(
+    pe: &PeImage<'_>,
+    hits: &[usize],
+    keep: &mut impl FnMut(BaseConfigError),
+) -> Option<BaseConfig> {
+    let image = pe.data();
+    let last = pe.sections().len().checked_sub(1)?;
+    let sec = &pe.sections()[last];
+    let raw = image.get(sec.raw_offset..sec.raw_offset.checked_add(sec.raw_len)?)?;
+    let stored = raw.get(BASECONFIG21_SKIP..)?;
+    let stored = &stored[..stored.len().min(MAX_BASE_CONFIG_LEN)];
+    for &code_offset in hits {
+        let Some(key_va) = le32(image, code_offset + BASECONFIG21_KEY_VA_AT) else {
+            continue;
+        };
+        let Some((key, _, _)) = pe.read_va(key_va, BASECONFIG21_KEY_LEN) else {
+            keep(BaseConfigError::KeyBlockVa {
+                pattern_offset: code_offset,
+                va: key_va,
+            });
+            continue;
+        };
+        let state = Rc4State::from_key(key);
+        for keystream in Rc4Variant::ALL {
+            let mut decoded = stored.to_vec();
+            state.apply(keystream, &mut decoded);
+            let cands = find_rc4_states(&decoded, MAX_RC4_CANDIDATES);
+            let Some(&rc4_offset) = cands.first() else {
+                continue;
+            };
+            let d = Diagnostics::default();
+            let location = BaseConfigLocation {
+                code_offset,
+                va: pe
+                    .image_base()
+                    .wrapping_add(sec.virtual_address)
+                    .wrapping_add(BASECONFIG21_SKIP as u32),
+                file_offset: sec.raw_offset + BASECONFIG21_SKIP,
+                size: decoded.len() as u32,
+                section: sec.name.clone(),
+                xor_section: last,
+                rc4_offset,
+                scheme: BaseScheme::Rc4KeyBlock,
+                key_block_va: Some(key_va),
+                keystream: Some(keystream),
+            };
+            return Some(read_fields(pe, &decoded, location, &cands, d));
+        }
+        keep(BaseConfigError::NoPermutation21 {
+            section: section_label(&sec.name, sec.index),
+            pattern_offset: code_offset,
+            key_va,
+        });
+    }
+    None
+}
+
+fn section_label(name: &str, index: usize) -> String {
+    if name.is_empty() {
+        format!("section {index}")
+    } else {
+        name.to_string()
+    }
 }
 
 fn state_at(buf: &[u8], at: usize) -> Option<Rc4State> {

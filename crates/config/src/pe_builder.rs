@@ -19,8 +19,11 @@
 //! Randomness comes from a seed through SplitMix64, so an image is a pure function of
 //! `(spec, seed)`.
 
-use crate::basecfg::{BOTNET_MAX_CHARS, CITADEL_MARKER, LOGIN_KEY_LEN};
-use crate::rc4::Rc4State;
+use crate::basecfg::{
+    BaseScheme, BASECONFIG21_CODE, BASECONFIG21_KEY_LEN, BASECONFIG21_SKIP, BOTNET_MAX_CHARS,
+    CITADEL_MARKER, LOGIN_KEY_LEN,
+};
+use crate::rc4::{Rc4State, Rc4Variant};
 use crate::types::Variant;
 
 /// Absolute base the synthetic images are linked at (no relocations: the VAs are absolute).
@@ -277,6 +280,9 @@ pub struct BotImageSpec {
     pub aes_xor: Option<[u8; 16]>,
     /// Citadel's marker string in `.data`.
     pub marker: bool,
+    /// How the struct is hidden: the 2.0.8.9 XOR with section 2, or (ZeuS 2.1 and ICE IX
+    /// only) RC4 in the last section under a key block.
+    pub scheme: BaseScheme,
 }
 
 /// Where the builder put things, for tests to check the locator against.
@@ -290,8 +296,10 @@ pub struct BotImageLayout {
     /// Field names in struct order.
     pub field_order: Vec<&'static str>,
     pub sections: usize,
-    /// File offset of the `56 BA ... 50 E8` code.
+    /// File offset of the `56 BA ... 50 E8` code (2.1 scheme: of the z2 code).
     pub code_offset: usize,
+    /// 2.1 scheme: the VA of the key block.
+    pub key_block_va: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -340,6 +348,12 @@ fn check_spec(spec: &BotImageSpec) -> Result<(), PeBuildError> {
     if v != Variant::CitadelAes && (spec.salt.is_some() || spec.aes_xor.is_some() || spec.marker) {
         return Err(PeBuildError::Unsupported(
             "Citadel's salt, XOR key or marker",
+            v,
+        ));
+    }
+    if spec.scheme == BaseScheme::Rc4KeyBlock && !matches!(v, Variant::Zeus2 | Variant::IceIx) {
+        return Err(PeBuildError::Unsupported(
+            "the 2.1 RC4 key-block base config",
             v,
         ));
     }
@@ -431,6 +445,9 @@ fn place(text: &mut Vec<u8>, snippets: &[Vec<u8>], rng: &mut SplitMix64) -> Vec<
 /// Builds a synthetic image for `spec`; every layout choice comes from `seed`.
 pub fn build_bot_image(spec: &BotImageSpec, seed: u64) -> Result<BotImage, PeBuildError> {
     check_spec(spec)?;
+    if spec.scheme == BaseScheme::Rc4KeyBlock {
+        return build_bot_image_21(spec, seed);
+    }
     let mut rng = SplitMix64::new(seed);
     let (plain, offsets) = base_struct(spec, &mut rng);
     let size = plain.len();
@@ -585,6 +602,99 @@ pub fn build_bot_image(spec: &BotImageSpec, seed: u64) -> Result<BotImage, PeBui
             field_order: offsets.iter().map(|(n, _)| *n).collect(),
             sections: n_sections,
             code_offset: headers + at[0],
+            key_block_va: None,
+        },
+    })
+}
+
+/// A 2.1/ICE IX image: `.text` with the z2 code, `.data` with the 0x3C8-byte key block among
+/// random bytes, 0..=2 random sections, and last a section of two random bytes, the struct
+/// RC4-encrypted (ZeuS keystream for [`Variant::Zeus2`], ICE IX's for [`Variant::IceIx`]) under
+/// the key schedule of the block, and random bytes.
+fn build_bot_image_21(spec: &BotImageSpec, seed: u64) -> Result<BotImage, PeBuildError> {
+    let mut rng = SplitMix64::new(seed);
+    let (plain, offsets) = base_struct(spec, &mut rng);
+    let size = plain.len();
+    let rc4_offset = offsets
+        .iter()
+        .find(|(n, _)| *n == "base_key")
+        .map_or(0, |(_, o)| *o);
+
+    let mut data = rng.bytes_between(16, 512);
+    let key_at = data.len();
+    let key_block = rng.bytes(BASECONFIG21_KEY_LEN);
+    data.extend_from_slice(&key_block);
+    data.extend(rng.bytes_between(0, 256));
+
+    let keystream = match spec.variant {
+        Variant::IceIx => Rc4Variant::IceIx,
+        _ => Rc4Variant::Zeus,
+    };
+    let mut sealed = plain;
+    Rc4State::from_key(&key_block).apply(keystream, &mut sealed);
+    let mut last = rng.bytes(BASECONFIG21_SKIP);
+    last.extend_from_slice(&sealed);
+    last.extend(rng.bytes_between(0, 512));
+
+    let extra: Vec<Vec<u8>> = (0..rng.below(3))
+        .map(|_| {
+            let n = 1 + rng.below(2048);
+            rng.bytes(n)
+        })
+        .collect();
+    let text_len_guess = 1 + 64 + BASECONFIG21_CODE.len() + 64;
+    let mut lens = vec![text_len_guess, data.len()];
+    lens.extend(extra.iter().map(Vec::len));
+    lens.push(last.len());
+    let rvas = section_rvas(&lens)?;
+    let data_va = IMAGE_BASE + rvas[1];
+    let last_rva = rvas[rvas.len() - 1];
+
+    // The z2 code: three global loads around `lea esi, [ecx+eax]`, the key block's VA last.
+    let mut code = vec![0x55, 0x8B, 0xEC, 0x51, 0xA1];
+    code.extend_from_slice(&(data_va + rng.below(16) as u32 * 4).to_le_bytes());
+    code.extend_from_slice(&[0x8B, 0x0D]);
+    code.extend_from_slice(&(data_va + rng.below(16) as u32 * 4).to_le_bytes());
+    code.extend_from_slice(&[0x56, 0x8D, 0x34, 0x01, 0xA1]);
+    code.extend_from_slice(&(data_va + rng.below(16) as u32 * 4).to_le_bytes());
+    code.extend_from_slice(&[0x8B, 0x0D]);
+    code.extend_from_slice(&(data_va + key_at as u32).to_le_bytes());
+    let mut text = vec![0xC3];
+    let at = place(&mut text, &[code], &mut rng);
+    if text.len() > text_len_guess {
+        return Err(PeBuildError::TooLarge);
+    }
+    text.resize(text_len_guess, 0xCC);
+
+    let names = [".rdata", ".tls", ".idata"];
+    let mut sections = vec![
+        SectionSpec::new(".text", text, SCN_TEXT),
+        SectionSpec::new(".data", data, SCN_DATA),
+    ];
+    for (i, e) in extra.into_iter().enumerate() {
+        sections.push(SectionSpec::new(names[i % names.len()], e, SCN_RDATA));
+    }
+    sections.push(SectionSpec::new(".data1", last, SCN_DATA));
+    let n_sections = sections.len();
+    let headers = (NT_OFFSET + 4 + 20 + OPTIONAL_HEADER_LEN + n_sections * SECTION_HEADER_LEN)
+        .next_multiple_of(FILE_ALIGNMENT as usize);
+    let last_raw_offset = headers
+        + sections[..n_sections - 1]
+            .iter()
+            .map(|s| s.data.len().next_multiple_of(FILE_ALIGNMENT as usize))
+            .sum::<usize>();
+    let bytes = build_pe(&sections, rng.next_u32())?;
+    Ok(BotImage {
+        bytes,
+        layout: BotImageLayout {
+            base_config_va: IMAGE_BASE + last_rva + BASECONFIG21_SKIP as u32,
+            base_config_size: size as u32,
+            base_config_file_offset: last_raw_offset + BASECONFIG21_SKIP,
+            rc4_offset,
+            field_order: offsets.iter().map(|(n, _)| *n).collect(),
+            sections: n_sections,
+            code_offset: headers + at[0],
+            key_block_va: Some(data_va + key_at as u32),
         },
     })
 }

