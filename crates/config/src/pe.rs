@@ -59,7 +59,8 @@ pub enum PeError {
 pub struct Section {
     /// 0-based index in the section table.
     pub index: usize,
-    /// The 8-byte name, NULs trimmed, lossily decoded.
+    /// The 8-byte name, NULs trimmed, lossily decoded, `\n`, quotes and non-ASCII escaped
+    /// (`char::escape_default`).
     pub name: String,
     pub virtual_address: u32,
     pub virtual_size: u32,
@@ -169,7 +170,11 @@ impl<'a> PeImage<'a> {
                 let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
                 Section {
                     index,
-                    name: String::from_utf8_lossy(&name[..end]).into_owned(),
+                    // Printable for one-line messages: control characters are escaped.
+                    name: String::from_utf8_lossy(&name[..end])
+                        .chars()
+                        .flat_map(char::escape_default)
+                        .collect(),
                     virtual_address: s.virtual_address.get(LE),
                     virtual_size: s.virtual_size.get(LE),
                     raw_offset,

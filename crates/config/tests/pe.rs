@@ -477,6 +477,28 @@ fn broken_2_1_images_name_the_failed_check() {
 }
 
 #[test]
+fn section_names_are_escaped_for_one_line_messages() {
+    // A fuzzer-found case: a section name with a newline reached an error message.
+    let mut text = vec![0xC3, 0x56, 0xBA];
+    text.extend_from_slice(&600u32.to_le_bytes());
+    text.extend_from_slice(&[0x52, 0x68]);
+    text.extend_from_slice(&(IMAGE_BASE + 0x2000).to_le_bytes());
+    text.extend_from_slice(&[0x50, 0xE8, 0, 0, 0, 0]);
+    let pe = build_pe(
+        &[
+            SectionSpec::new(".text", text, SCN_TEXT),
+            SectionSpec::new("a\nb\"\u{7f}", vec![0x11; 600], SCN_DATA),
+            SectionSpec::new(".reloc", vec![0x22; 600], SCN_RDATA),
+        ],
+        0,
+    )
+    .expect("builds");
+    let e = locate(&pe).expect_err("no permutation");
+    let msg = one_line(&e);
+    assert!(msg.contains(r#"a\nb\"\u{7f}"#), "{msg}");
+}
+
+#[test]
 fn every_byte_flip_in_the_headers_is_survived() {
     let mut rng = ChaCha8Rng::seed_from_u64(33);
     let spec = random_spec(&mut rng, Variant::CitadelAes);
