@@ -156,6 +156,14 @@ fn locate_images(c: &mut Criterion) {
             b.iter(|| locate(&img.bytes).expect("locates"))
         });
     }
+    // ICE IX with the 2.1 key-block scheme: the key schedule and up to three keystreams over
+    // the last section.
+    let mut ice = spec(Variant::IceIx);
+    ice.scheme = BaseScheme::Rc4KeyBlock;
+    let img = build_bot_image(&ice, 3).expect("builds");
+    g.bench_function(BenchmarkId::new("ice_ix_2_1", img.bytes.len()), |b| {
+        b.iter(|| locate(&img.bytes).expect("locates"))
+    });
     // The same image padded to 1 MiB with bytes that start many partial pattern matches
     // (0x56, 0x8A, 0x30, 0x81, 0x33): every scan walks the whole file.
     let img = build_bot_image(&spec(Variant::CitadelAes), 4).expect("builds");
