@@ -424,6 +424,23 @@ fn base_struct(spec: &BotImageSpec, rng: &mut SplitMix64) -> (Vec<u8>, Vec<(&'st
     (buf, offsets)
 }
 
+fn field_offset(offsets: &[(&'static str, usize)], name: &str) -> usize {
+    offsets
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0, |(_, o)| *o)
+}
+
+/// 0..=2 sections of random bytes.
+fn extra_sections(rng: &mut SplitMix64) -> Vec<Vec<u8>> {
+    (0..rng.below(3))
+        .map(|_| {
+            let n = 1 + rng.below(2048);
+            rng.bytes(n)
+        })
+        .collect()
+}
+
 fn rel32(rng: &mut SplitMix64) -> [u8; 4] {
     rng.next_u32().to_le_bytes()
 }
@@ -451,10 +468,7 @@ pub fn build_bot_image(spec: &BotImageSpec, seed: u64) -> Result<BotImage, PeBui
     let mut rng = SplitMix64::new(seed);
     let (plain, offsets) = base_struct(spec, &mut rng);
     let size = plain.len();
-    let rc4_offset = offsets
-        .iter()
-        .find(|(n, _)| *n == "base_key")
-        .map_or(0, |(_, o)| *o);
+    let rc4_offset = field_offset(&offsets, "base_key");
 
     // .data: random bytes with the (XORed) struct, the login key and the marker in it.
     let mut data = rng.bytes_between(16, 512);
@@ -479,12 +493,7 @@ pub fn build_bot_image(spec: &BotImageSpec, seed: u64) -> Result<BotImage, PeBui
 
     // Section 2, the XOR key, at least as long as the struct; 0..=2 sections after it.
     let key_section = rng.bytes_between(size, size + 1024);
-    let extra: Vec<Vec<u8>> = (0..rng.below(3))
-        .map(|_| {
-            let n = 1 + rng.below(2048);
-            rng.bytes(n)
-        })
-        .collect();
+    let extra = extra_sections(&mut rng);
 
     // .text: a `ret`, then the unreachable patterns. Its length must be known for the RVAs
     // of the other sections, and the patterns hold those RVAs: build the snippets with
@@ -615,10 +624,7 @@ fn build_bot_image_21(spec: &BotImageSpec, seed: u64) -> Result<BotImage, PeBuil
     let mut rng = SplitMix64::new(seed);
     let (plain, offsets) = base_struct(spec, &mut rng);
     let size = plain.len();
-    let rc4_offset = offsets
-        .iter()
-        .find(|(n, _)| *n == "base_key")
-        .map_or(0, |(_, o)| *o);
+    let rc4_offset = field_offset(&offsets, "base_key");
 
     let mut data = rng.bytes_between(16, 512);
     let key_at = data.len();
@@ -636,12 +642,7 @@ fn build_bot_image_21(spec: &BotImageSpec, seed: u64) -> Result<BotImage, PeBuil
     last.extend_from_slice(&sealed);
     last.extend(rng.bytes_between(0, 512));
 
-    let extra: Vec<Vec<u8>> = (0..rng.below(3))
-        .map(|_| {
-            let n = 1 + rng.below(2048);
-            rng.bytes(n)
-        })
-        .collect();
+    let extra = extra_sections(&mut rng);
     let text_len_guess = 1 + 64 + BASECONFIG21_CODE.len() + 64;
     let mut lens = vec![text_len_guess, data.len()];
     lens.extend(extra.iter().map(Vec::len));
