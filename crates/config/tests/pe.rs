@@ -365,7 +365,7 @@ fn a_pe_that_is_not_a_bot_has_no_code_pattern() {
     );
     // With the 2.0.8.9 code but two sections: there is no section 2 for the XOR key (the 2.1
     // scheme, which needs none, has no code here either).
-    let text = ret_then_2089_code(600u32, (IMAGE_BASE + 0x2000));
+    let text = ret_then_2089_code(600, IMAGE_BASE + 0x2000);
     let pe = build_pe(
         &[
             SectionSpec::new(".text", text, SCN_TEXT),
@@ -485,7 +485,7 @@ fn broken_2_1_images_name_the_failed_check() {
 #[test]
 fn section_names_are_escaped_for_one_line_messages() {
     // A fuzzer-found case: a section name with a newline reached an error message.
-    let text = ret_then_2089_code(600u32, (IMAGE_BASE + 0x2000));
+    let text = ret_then_2089_code(600, IMAGE_BASE + 0x2000);
     let pe = build_pe(
         &[
             SectionSpec::new(".text", text, SCN_TEXT),
@@ -529,7 +529,7 @@ fn the_last_section_is_the_fallback_xor_key() {
     let key: Vec<u8> = (0..size + 10).map(|i| (i * 7 + 3) as u8).collect();
     let stored: Vec<u8> = plain.iter().zip(&key).map(|(a, b)| a ^ b).collect();
     let data_rva = 0x2000u32; // .text is one page
-    let text = ret_then_2089_code((size as u32), (IMAGE_BASE + data_rva));
+    let text = ret_then_2089_code(size as u32, IMAGE_BASE + data_rva);
     let pe = build_pe(
         &[
             SectionSpec::new(".text", text, SCN_TEXT),
