@@ -37,6 +37,8 @@ const BENIGN_URL: &str = "https://code.jquery.com/jquery-1.7.2.min.js";
 const USER_ALLOWED_URL: &str = "https://static.partner-cdn.example/lib.js";
 /// The family and sample of the added config.
 const CONFIG_SHA256: &str = "5e1f9d2c3b4a59687766554433221100ffeeddccbbaa99887766554433221100";
+/// A config stored from a report without its files: named by the report's hash, not a file's.
+const REPORT_HASH: &str = "0badc0de00000000111111112222222233333333444444445555555566666666";
 
 struct Demo {
     data: tempfile::TempDir,
@@ -139,6 +141,21 @@ async fn demo(seed: u64) -> Demo {
         })
         .await
         .unwrap();
+    let report_sample = store
+        .upsert_sample(REPORT_HASH, "config_report", None)
+        .await
+        .unwrap();
+    store
+        .insert_config(&NewConfig {
+            sample_id: Some(report_sample),
+            family: "zeus".into(),
+            version: Some("2.0.8.9".into()),
+            botnet: Some(d.zeus_botnet()),
+            body: serde_json::json!({ "botnet": d.zeus_botnet(), "c2": [C2_URL], "from": "report" }),
+            targets: vec![],
+        })
+        .await
+        .unwrap();
     let provenance = format!("config:{}", cfg.canonical_hash);
     for (url, host, role) in [
         (C2_URL, "203.0.113.77", ServerRole::C2Gate),
@@ -212,6 +229,8 @@ bad_ids = []
 for o in bundle.objects:
     if o.type in classes and classes[o.type](value=o.value).id != o.id:
         bad_ids.append(o.id)
+    if o.type == "file" and stix2.File(hashes=dict(o.hashes)).id != o.id:
+        bad_ids.append(o.id)
 print(json.dumps({"valid": res.is_valid, "messages": msgs, "parsed": len(bundle.objects),
                   "bad_sco_ids": bad_ids}))
 "#;
@@ -250,6 +269,21 @@ async fn stix_bundle_passes_the_oasis_validator_strictly_and_matches_the_ground_
     );
     assert!(patterns.contains("[ipv4-addr:value = '203.0.113.77']"));
     assert!(patterns.contains("[domain-name:value = 'upd.kitsune-c2.example']"));
+
+    // The config.bin is a file indicator, and a sample of the family; a report hash is not.
+    assert!(patterns.contains(format!("[file:hashes.'SHA-256' = '{CONFIG_SHA256}']").as_str()));
+    // (The demo's webinjects files are files too, each with its indicator.)
+    let files = objects_of_type(&bundle, "file");
+    let config_file = files
+        .iter()
+        .find(|f| f["hashes"]["SHA-256"] == CONFIG_SHA256)
+        .expect("the config.bin as a file");
+    for f in &files {
+        let h = f["hashes"]["SHA-256"].as_str().unwrap();
+        assert!(patterns.contains(format!("[file:hashes.'SHA-256' = '{h}']").as_str()));
+    }
+    assert!(files.len() > 1, "{files:?}");
+    assert!(!bundle.to_string().contains(REPORT_HASH));
 
     // Infrastructure types follow the roles.
     let infra = objects_of_type(&bundle, "infrastructure");
@@ -290,12 +324,25 @@ async fn stix_bundle_passes_the_oasis_validator_strictly_and_matches_the_ground_
     assert_eq!(malware.len(), 1);
     assert_eq!(malware[0]["name"], "Zeus");
     assert_eq!(malware[0]["is_family"], true);
+    assert!(malware[0]["sample_refs"]
+        .as_array()
+        .unwrap()
+        .contains(&config_file["id"]));
     let rels = objects_of_type(&bundle, "relationship");
     let rel = |src: &str, kind: &str, dst: &str| {
         rels.iter().any(|r| {
             r["source_ref"] == src && r["relationship_type"] == kind && r["target_ref"] == dst
         })
     };
+    let file_indicator = objects_of_type(&bundle, "indicator")
+        .into_iter()
+        .find(|i| i["pattern"].as_str().unwrap().contains(CONFIG_SHA256))
+        .expect("file indicator");
+    assert!(rel(
+        file_indicator["id"].as_str().unwrap(),
+        "indicates",
+        malware[0]["id"].as_str().unwrap()
+    ));
     let botnet_infra = infra
         .iter()
         .find(|i| i["name"] == format!("Zeus botnet {}", d.zeus_botnet()))
@@ -527,6 +574,8 @@ async fn misp_feed_loads_in_pymisp_and_its_hashes_agree_with_the_events() {
     for url in &d.truth.drop_urls {
         assert!(all_values.contains(url), "{url}");
     }
+    // A report's hash is no file's: never a sha256 attribute.
+    assert!(!all_values.contains(REPORT_HASH));
     // hashes.csv is md5(value),event uuid for every attribute, as MISP computes it.
     let csv = std::fs::read_to_string(feed.join("hashes.csv")).unwrap();
     let ours: Vec<&str> = csv.lines().collect();

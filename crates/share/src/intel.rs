@@ -130,6 +130,20 @@ pub struct TargetedInstitution {
     pub counts: Counts,
 }
 
+/// The sample kinds that are files someone can hold and match by hash: a webinjects file, an
+/// encrypted dynamic config, a bot image.
+pub const SAMPLE_FILE_KINDS: [&str; 3] = ["webinjects", "config_bin", "pe"];
+
+/// What a sample kind is, in words.
+pub fn sample_words(kind: &str) -> &'static str {
+    match kind {
+        "webinjects" => "webinjects file",
+        "config_bin" => "encrypted dynamic config",
+        "pe" => "bot image",
+        _ => "file",
+    }
+}
+
 /// A sample's hash and where it belongs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sample {
@@ -371,6 +385,11 @@ impl Intel {
         // Samples: the webinjects files behind shared servers, and the configs' samples.
         let mut samples: BTreeMap<String, Sample> = BTreeMap::new();
         for smp in &snapshot.samples {
+            // Only real files are shared by hash: a `config_report` sample is named by the hash
+            // of a report's canonical JSON, which no file anywhere has.
+            if !SAMPLE_FILE_KINDS.contains(&smp.kind.as_str()) {
+                continue;
+            }
             let keys: Vec<BotnetKey> = match (smp.server_id, &smp.botnet) {
                 (Some(id), _) => match index_of.get(&id) {
                     Some(&idx) => servers[idx].botnets.clone(),

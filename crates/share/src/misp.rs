@@ -162,12 +162,7 @@ pub fn events(intel: &Intel, opts: &ExportOptions) -> Vec<Value> {
             .iter()
             .filter(|smp| smp.botnets.contains(&bn.key))
         {
-            let what = match smp.kind.as_str() {
-                "webinjects" => "webinjects file",
-                "config_bin" => "encrypted dynamic config",
-                "pe" => "bot image",
-                other => other,
-            };
+            let what = crate::intel::sample_words(&smp.kind);
             add(Attr {
                 kind: "sha256",
                 category: "Payload delivery",

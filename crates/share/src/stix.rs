@@ -29,7 +29,7 @@ use dropwatch_model::{Micros, ServerRole};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::intel::{family_display, BotnetKey, HostKind, Intel, Server};
+use crate::intel::{family_display, sample_words, BotnetKey, HostKind, Intel, Server};
 use crate::time::stix_timestamp;
 use crate::{stable_uuid_v4_layout, ExportOptions, Tlp};
 
@@ -63,7 +63,18 @@ fn tlp_marking(tlp: Tlp) -> Value {
 
 /// The deterministic id of an SCO whose only id-contributing property is `value`.
 pub fn sco_id(sco_type: &str, value: &str) -> String {
-    let canonical = serde_json::to_string(&json!({ "value": value })).unwrap_or_default();
+    contributing_id(sco_type, &json!({ "value": value }))
+}
+
+/// The spec's id of a `file` SCO known by its SHA-256 alone (id-contributing `hashes`).
+pub fn file_sco_id(sha256: &str) -> String {
+    contributing_id("file", &json!({ "hashes": { "SHA-256": sha256 } }))
+}
+
+/// UUIDv5 in [`SCO_NAMESPACE`] over the canonical JSON (RFC 8785: keys sorted, no blanks, which
+/// `serde_json` gives for these one-level objects) of the id-contributing properties.
+fn contributing_id(sco_type: &str, contributing: &Value) -> String {
+    let canonical = serde_json::to_string(contributing).unwrap_or_default();
     format!(
         "{sco_type}--{}",
         Uuid::new_v5(&SCO_NAMESPACE, canonical.as_bytes())
@@ -210,6 +221,20 @@ impl Bundle<'_> {
         id
     }
 
+    /// A `file` SCO known by its SHA-256.
+    fn file_sco(&mut self, sha256: &str) -> String {
+        let id = file_sco_id(sha256);
+        let obj = json!({
+            "type": "file",
+            "spec_version": "2.1",
+            "id": id,
+            "hashes": { "SHA-256": sha256 },
+            "object_marking_refs": [self.marking_id],
+        });
+        self.objects.insert(id.clone(), (None, obj));
+        id
+    }
+
     fn relationship(&mut self, source: &str, kind: &str, target: &str, created: Micros) {
         let id = dw_id(&self.opts.producer, "relationship", &[source, kind, target]);
         let mut body = Map::new();
@@ -326,31 +351,32 @@ pub fn objects(intel: &Intel, opts: &ExportOptions) -> Vec<Value> {
         let modified = botnets
             .iter()
             .map(|bn| bn.last_seen)
+            .chain(samples.iter().map(|s| s.first_seen))
             .max()
             .unwrap_or(created);
         let id = dw_id(&opts.producer, "malware", &[family]);
-        b.sdo(
-            "malware",
-            id.clone(),
-            created,
-            modified,
-            obj(vec![
-                ("name", json!(family_display(family))),
-                ("is_family", json!(true)),
-                ("malware_types", json!(["trojan", "spyware"])),
-                (
-                    "capabilities",
-                    json!(["steals-authentication-credentials", "captures-input-peripherals"]),
-                ),
-                (
-                    "description",
-                    json!(format!(
-                        "{} banking trojan: web injects in the victim's browser that ask for and steal online-banking credentials.",
-                        family_display(family)
-                    )),
-                ),
-            ]),
-        );
+        let mut props = vec![
+            ("name", json!(family_display(family))),
+            ("is_family", json!(true)),
+            ("malware_types", json!(["trojan", "spyware"])),
+            (
+                "capabilities",
+                json!(["steals-authentication-credentials", "captures-input-peripherals"]),
+            ),
+            (
+                "description",
+                json!(format!(
+                    "{} banking trojan: web injects in the victim's browser that ask for and steal online-banking credentials.",
+                    family_display(family)
+                )),
+            ),
+        ];
+        // The files of this family held here (bot images, configs, webinjects), by hash.
+        let sample_refs: Vec<String> = samples.iter().map(|s| b.file_sco(&s.sha256)).collect();
+        if !sample_refs.is_empty() {
+            props.push(("sample_refs", json!(sample_refs)));
+        }
+        b.sdo("malware", id.clone(), created, modified, obj(props));
         malware_ids.insert(family.clone(), id);
     }
 
@@ -566,6 +592,60 @@ pub fn objects(intel: &Intel, opts: &ExportOptions) -> Vec<Value> {
         }
         if *kind == "url" {
             url_indicators.insert(value.clone(), id);
+        }
+    }
+
+    // Indicators for the files held here, by SHA-256: what an EDR or a sandbox matches.
+    for smp in &intel.samples {
+        b.file_sco(&smp.sha256);
+        let what = sample_words(&smp.kind);
+        let id = dw_id(&opts.producer, "indicator", &["file", &smp.sha256]);
+        let family = smp.family.as_deref().map(family_display);
+        let mut description = format!(
+            "A {what}{} whose SHA-256 is {}",
+            family
+                .as_ref()
+                .map(|f| format!(" of {f}"))
+                .unwrap_or_default(),
+            smp.sha256
+        );
+        let botnets: Vec<String> = smp.botnets.iter().filter_map(botnet_name).collect();
+        if !botnets.is_empty() {
+            description.push_str(&format!(" ({})", botnets.join(", ")));
+        }
+        description.push('.');
+        b.sdo(
+            "indicator",
+            id.clone(),
+            smp.first_seen,
+            smp.first_seen,
+            obj(vec![
+                (
+                    "name",
+                    json!(format!("Banking-trojan {what}: SHA-256 {}", smp.sha256)),
+                ),
+                ("indicator_types", json!(["malicious-activity"])),
+                (
+                    "pattern",
+                    json!(format!(
+                        "[file:hashes.'SHA-256' = {}]",
+                        pattern_literal(&smp.sha256)
+                    )),
+                ),
+                ("pattern_type", json!("stix")),
+                ("pattern_version", json!("2.1")),
+                ("valid_from", json!(stix_timestamp(smp.first_seen))),
+                ("description", json!(description)),
+            ]),
+        );
+        if let Some(mw) = smp
+            .family
+            .as_ref()
+            .and_then(|f| malware_ids.get(f))
+            .cloned()
+        {
+            let c = smp.first_seen.max(b.created_of(&mw));
+            b.relationship(&id, "indicates", &mw, c);
         }
     }
 
