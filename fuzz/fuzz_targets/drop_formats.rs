@@ -23,6 +23,7 @@ fuzz_target!(|input: &[u8]| {
         DropFormat::Csv,
         DropFormat::ReportsTxt,
         DropFormat::GrabsTxt,
+        DropFormat::SqlDump,
     ] {
         let whole = parse_chunk(format, 0, data, None);
         assert!(whole.consumed <= data.len());

@@ -48,6 +48,12 @@ pub const KIND_HTTP_GRABS_TXT: &str = "http_grabs_txt";
 /// Source kind: a local file of raw form-grab text.
 pub const KIND_FILE_GRABS_TXT: &str = "file_grabs_txt";
 
+/// Source kind: an HTTP(S) URL serving a MySQL dump of a seized panel's database (what
+/// `mysqldump` writes: `CREATE TABLE` and `INSERT INTO ... VALUES (...),(...);` statements).
+pub const KIND_HTTP_SQL_DUMP: &str = "http_sql_dump";
+/// Source kind: a local MySQL dump of a seized panel's database.
+pub const KIND_FILE_SQL_DUMP: &str = "file_sql_dump";
+
 /// Most fields kept from one CSV record; further fields are scanned and dropped.
 pub const MAX_CSV_FIELDS: usize = 256;
 
@@ -65,6 +71,8 @@ pub enum DropFormat {
     /// Raw form-grab text: the `context` texts alone, one after another (see
     /// [`parse_grabs_txt`]).
     GrabsTxt,
+    /// A MySQL dump of a panel database: the day tables' rows (see [`crate::sql_dump`]).
+    SqlDump,
 }
 
 impl DropFormat {
@@ -110,6 +118,8 @@ pub const BYTE_SOURCE_KINDS: &[(&str, Transport, DropFormat)] = &[
     ),
     (KIND_HTTP_GRABS_TXT, Transport::Http, DropFormat::GrabsTxt),
     (KIND_FILE_GRABS_TXT, Transport::File, DropFormat::GrabsTxt),
+    (KIND_HTTP_SQL_DUMP, Transport::Http, DropFormat::SqlDump),
+    (KIND_FILE_SQL_DUMP, Transport::File, DropFormat::SqlDump),
 ];
 
 /// The transport and format of a byte-oriented source kind.
@@ -140,6 +150,8 @@ pub enum FormatError {
     NoContext,
     #[error("not a form grab: {0}")]
     NotAGrab(String),
+    #[error("SQL dump: {0}")]
+    Sql(String),
 }
 
 /// The cursor of a byte-oriented source: the offset after the last complete record, and for
@@ -247,6 +259,7 @@ pub fn parse_chunk(
         DropFormat::Csv => parse_csv(base, data, header),
         DropFormat::ReportsTxt => parse_reports_txt(base, data),
         DropFormat::GrabsTxt => parse_grabs_txt(base, data),
+        DropFormat::SqlDump => crate::sql_dump::parse_sql_dump(base, data, header),
     }
 }
 

@@ -24,11 +24,12 @@ use tokio::sync::{watch, Notify};
 
 pub mod formats;
 pub mod panel_db;
+pub mod sql_dump;
 
 pub use formats::{
     ByteCursor, DropFormat, Transport, KIND_FILE_CSV, KIND_FILE_GRABS_TXT, KIND_FILE_JSON,
-    KIND_FILE_REPORTS_TXT, KIND_HTTP_CSV, KIND_HTTP_GRABS_TXT, KIND_HTTP_JSON,
-    KIND_HTTP_JSON_PAGES, KIND_HTTP_REPORTS_TXT,
+    KIND_FILE_REPORTS_TXT, KIND_FILE_SQL_DUMP, KIND_HTTP_CSV, KIND_HTTP_GRABS_TXT, KIND_HTTP_JSON,
+    KIND_HTTP_JSON_PAGES, KIND_HTTP_REPORTS_TXT, KIND_HTTP_SQL_DUMP,
 };
 pub use panel_db::{PanelDbError, PanelDbLimits, KIND_PANEL_MYSQL};
 

@@ -122,7 +122,7 @@ pub enum PanelFamily {
 
 /// How a [`PanelReport`] field is read from a column.
 #[derive(Debug, Clone, Copy)]
-enum ColKind {
+pub(crate) enum ColKind {
     /// Bytes, cut at a length, decoded as lossy UTF-8.
     Text(usize),
     /// An unsigned integer.
@@ -133,15 +133,15 @@ enum ColKind {
 
 /// One family's table naming and column names, per [`PanelReport`] field.
 #[derive(Debug)]
-struct Layout {
-    family: PanelFamily,
+pub(crate) struct Layout {
+    pub(crate) family: PanelFamily,
     prefix: &'static str,
     digits: usize,
-    id: &'static str,
-    bot_id: &'static str,
-    context: &'static str,
+    pub(crate) id: &'static str,
+    pub(crate) bot_id: &'static str,
+    pub(crate) context: &'static str,
     /// Optional columns: (output name, column, how it is read).
-    optional: [(&'static str, Option<&'static str>, ColKind); 6],
+    pub(crate) optional: [(&'static str, Option<&'static str>, ColKind); 6],
 }
 
 const LAYOUTS: [Layout; 3] = [
@@ -209,7 +209,7 @@ pub fn table_family(name: &str) -> Option<PanelFamily> {
     layout_of(name).map(|l| l.family)
 }
 
-fn layout_of(name: &str) -> Option<&'static Layout> {
+pub(crate) fn layout_of(name: &str) -> Option<&'static Layout> {
     LAYOUTS.iter().find(|l| {
         name.strip_prefix(l.prefix)
             .is_some_and(|d| d.len() == l.digits && d.bytes().all(|b| b.is_ascii_digit()))

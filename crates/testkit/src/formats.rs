@@ -43,14 +43,17 @@ pub enum DropFormat {
     JsonArray,
     Csv,
     ReportsTxt,
+    /// A `mysqldump` of the panel database: day tables `botnet_reports_YYMMDD`.
+    SqlDump,
 }
 
 impl DropFormat {
-    pub const ALL: [DropFormat; 4] = [
+    pub const ALL: [DropFormat; 5] = [
         DropFormat::JsonLines,
         DropFormat::JsonArray,
         DropFormat::Csv,
         DropFormat::ReportsTxt,
+        DropFormat::SqlDump,
     ];
 
     /// The file name suffix used by [`write_drop_formats`].
@@ -60,6 +63,7 @@ impl DropFormat {
             DropFormat::JsonArray => "json",
             DropFormat::Csv => "csv",
             DropFormat::ReportsTxt => "reports.txt",
+            DropFormat::SqlDump => "sql",
         }
     }
 
@@ -74,6 +78,8 @@ impl DropFormat {
             (DropFormat::Csv, true) => "http_csv",
             (DropFormat::ReportsTxt, false) => "file_reports_txt",
             (DropFormat::ReportsTxt, true) => "http_reports_txt",
+            (DropFormat::SqlDump, false) => "file_sql_dump",
+            (DropFormat::SqlDump, true) => "http_sql_dump",
         }
     }
 }
@@ -123,6 +129,7 @@ pub fn encode(format: DropFormat, drop: &DropData) -> io::Result<Vec<u8>> {
         DropFormat::JsonArray => encode_json_array(&drop_records(drop)),
         DropFormat::Csv => Ok(encode_csv(&drop_records(drop))),
         DropFormat::ReportsTxt => encode_reports_txt(&drop_records(drop)),
+        DropFormat::SqlDump => Ok(encode_sql_dump(&drop_records(drop))),
     }
 }
 
@@ -192,6 +199,90 @@ pub fn encode_csv(records: &[DropRecord]) -> Vec<u8> {
         }
         out.push_str("\r\n");
     }
+    out.into_bytes()
+}
+
+/// A MySQL string literal as `mysqldump` writes it: `\0 \n \r \\ \' \" \Z` escaped.
+fn sql_string(out: &mut String, value: &str) {
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '\u{1a}' => out.push_str("\\Z"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+}
+
+/// The ZeuS day table a report lands in: `botnet_reports_` + its UTC day as `YYMMDD`.
+fn day_table(rtime: i64) -> String {
+    let day = dropwatch_model::time::format_zulu(rtime.max(0) * 1_000_000, 0);
+    // `YYYY-MM-DDT...`
+    format!("botnet_reports_{}{}{}", &day[2..4], &day[5..7], &day[8..10])
+}
+
+/// A `mysqldump` of a ZeuS 2.0.8.9 panel database: per UTC day of the reports, `DROP TABLE`,
+/// `CREATE TABLE botnet_reports_YYMMDD` (the panel's columns, some the reader ignores) and
+/// extended `INSERT`s of up to 16 rows, between the dump's usual session settings and
+/// `LOCK TABLES`; a `botnet_list` table the reader skips. A malformed record is a row with
+/// too few values. Records keep their order within a day table; days are written in order.
+pub fn encode_sql_dump(records: &[DropRecord]) -> Vec<u8> {
+    let mut days: std::collections::BTreeMap<String, Vec<&DropRecord>> =
+        std::collections::BTreeMap::new();
+    let mut last_table = day_table(0);
+    for r in records {
+        if let DropRecord::Report(rep) = r {
+            last_table = day_table(rep.rtime);
+        }
+        days.entry(last_table.clone()).or_default().push(r);
+    }
+    let mut out = String::from(
+        "-- MySQL dump 10.13  Distrib 5.1.73, for debian-linux-gnu (x86_64)\n--\n-- Host: localhost    Database: cpdb\n-- ------------------------------------------------------\n\n/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n/*!40101 SET NAMES utf8 */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n\n--\n-- Table structure for table `botnet_list`\n--\n\nDROP TABLE IF EXISTS `botnet_list`;\nCREATE TABLE `botnet_list` (\n  `bot_id` varchar(100) NOT NULL,\n  `botnet` varchar(20) NOT NULL,\n  `comment` text NOT NULL,\n  PRIMARY KEY (`bot_id`)\n) ENGINE=MyISAM DEFAULT CHARSET=utf8;\nINSERT INTO `botnet_list` VALUES ('PC_X','net','drop; (not a report)');\n",
+    );
+    for (table, rows) in &days {
+        out.push_str(&format!(
+            "\n--\n-- Table structure for table `{table}`\n--\n\nDROP TABLE IF EXISTS `{table}`;\nCREATE TABLE `{table}` (\n  `id` int(10) unsigned NOT NULL AUTO_INCREMENT,\n  `bot_id` varchar(100) NOT NULL DEFAULT '',\n  `botnet` varchar(20) NOT NULL DEFAULT '-- default --',\n  `bot_version` int(10) unsigned NOT NULL DEFAULT '0',\n  `type` tinyint(3) unsigned NOT NULL DEFAULT '0',\n  `path_source` text NOT NULL,\n  `context` longblob NOT NULL,\n  `ipv4` varchar(15) NOT NULL DEFAULT '0.0.0.0',\n  `country` char(2) NOT NULL DEFAULT '--',\n  `rtime` int(10) unsigned NOT NULL DEFAULT '0',\n  PRIMARY KEY (`id`),\n  KEY `bot_id` (`bot_id`)\n) ENGINE=MyISAM DEFAULT CHARSET=utf8;\n\nLOCK TABLES `{table}` WRITE;\n/*!40000 ALTER TABLE `{table}` DISABLE KEYS */;\n"
+        ));
+        for chunk in rows.chunks(16) {
+            out.push_str(&format!("INSERT INTO `{table}` VALUES "));
+            for (i, r) in chunk.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('(');
+                match r {
+                    DropRecord::Report(r) => {
+                        out.push_str(&format!("{},", r.id));
+                        sql_string(&mut out, &r.bot_id);
+                        out.push(',');
+                        sql_string(&mut out, &r.botnet);
+                        out.push_str(&format!(",33557249,{},", r.report_type));
+                        sql_string(&mut out, &r.path_source);
+                        out.push(',');
+                        sql_string(&mut out, &r.context);
+                        out.push(',');
+                        sql_string(&mut out, &r.ipv4);
+                        out.push(',');
+                        sql_string(&mut out, &r.country);
+                        out.push_str(&format!(",{}", r.rtime));
+                    }
+                    DropRecord::Malformed => out.push_str("0,'TRUNCATED','net'"),
+                }
+                out.push(')');
+            }
+            out.push_str(";\n");
+        }
+        out.push_str(&format!(
+            "/*!40000 ALTER TABLE `{table}` ENABLE KEYS */;\nUNLOCK TABLES;\n"
+        ));
+    }
+    out.push_str("\n/*!40101 SET CHARACTER_SET_CLIENT=@OLD_CHARACTER_SET_CLIENT */;\n\n-- Dump completed on 2026-11-26  0:00:00\n");
     out.into_bytes()
 }
 
