@@ -43,7 +43,8 @@ enum Command {
     /// Watch drop servers.
     #[command(subcommand)]
     Monitor(commands::monitor::MonitorCmd),
-    /// Ingest drop records (panel reports as JSON lines) from a file or stdin (`-`).
+    /// Ingest drop records from a file, a directory tree (a seized panel's files) or stdin (`-`),
+    /// in any drop format (JSON lines, JSON array, CSV, reports.txt, raw grabs, MySQL dump).
     Ingest(commands::ingest::IngestArgs),
     /// List victims (every read is audited).
     Victims(commands::victims::VictimsArgs),
