@@ -224,6 +224,16 @@ pub struct Parsed {
     pub header: Option<Vec<String>>,
 }
 
+/// The cursor header after a stretch larger than the read limit was skipped unparsed: for a
+/// MySQL dump, the reader no longer knows whether it is inside a string and resynchronises at
+/// the next line that starts a statement; other formats keep their header.
+pub fn header_after_skip(format: DropFormat, header: Option<Vec<String>>) -> Option<Vec<String>> {
+    match format {
+        DropFormat::SqlDump => Some(crate::sql_dump::header_after_skip()),
+        _ => header,
+    }
+}
+
 /// Parses the complete records at the front of `data`, which starts at byte `base` of the
 /// source. For CSV, `header` is the header read before `base` (none at the start).
 pub fn parse_chunk(

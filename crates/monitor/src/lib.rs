@@ -53,6 +53,8 @@ pub enum MonitorError {
     BadUrl(String),
     #[error("unsupported source kind {0:?}")]
     UnsupportedKind(String),
+    #[error("the password of {0} does not open with this deployment's seal key; set it again with `monitor add`")]
+    Credential(String),
     #[error("reading {path}: {source}")]
     Io {
         path: String,
@@ -330,6 +332,7 @@ impl Monitor {
                 ),
             ));
             parsed.consumed = data.len();
+            parsed.header = formats::header_after_skip(format, parsed.header);
         }
         let records = self.analyze_all(source, parsed.records, &mut out);
         // The validators describe the whole resource: they are kept only after a read that
@@ -433,6 +436,10 @@ impl Monitor {
         source: &MonitorSource,
         lease: Option<&LeaseFence>,
     ) -> Result<PollOutcome, MonitorError> {
+        if source.state == dropwatch_store::CREDENTIAL_UNOPENABLE {
+            // Never connect without the password it was given.
+            return Err(MonitorError::Credential(source.url.clone()));
+        }
         let res = match (
             source.kind.as_str(),
             formats::byte_source_kind(&source.kind),

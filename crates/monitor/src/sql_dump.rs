@@ -30,6 +30,8 @@
 //! end); identifiers are cut at [`MAX_IDENT_BYTES`]. A row that does not parse is a bad record
 //! at its byte offset and the reader resynchronises at the end of its statement.
 
+use std::rc::Rc;
+
 use dropwatch_model::PanelReport;
 use dropwatch_records::MAX_RECORD_BYTES;
 
@@ -50,80 +52,98 @@ enum Val {
     Num(String),
 }
 
-/// Where the reader stands between statements.
+/// A table's name and columns in order. Shared (`Rc`), never copied per statement: a dump of
+/// many small `INSERT`s after one wide `CREATE TABLE` must not copy its columns each time.
+#[derive(Debug, PartialEq, Eq)]
+struct Table {
+    name: String,
+    cols: Vec<String>,
+}
+
+type Create = Option<Rc<Table>>;
+
+/// Where the reader stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     /// Between statements; the last `CREATE TABLE` read, if any.
-    Top(Option<(String, Vec<String>)>),
-    /// Inside the value list of an `INSERT` into `table` with these columns; `keep` is false
-    /// for tables that are not read.
+    Top(Create),
+    /// Inside the value list of an `INSERT` into `table` (with the columns its rows have);
+    /// `keep` is false for tables that are not read; `create` is the context to return to.
     Insert {
-        table: String,
-        columns: Vec<String>,
+        table: Rc<Table>,
         keep: bool,
-        /// The `CREATE TABLE` context to return to after the statement.
-        create: Option<(String, Vec<String>)>,
+        create: Create,
     },
+    /// After a skipped stretch (a record larger than the read limit): the position is not
+    /// known to be outside a string, so the reader waits for a line that starts a statement.
+    /// mysqldump escapes line breaks inside strings, so such a line is a statement's start.
+    Resync,
 }
-
-/// Separates the `INSERT` part of a header from its `CREATE TABLE` part: no identifier is
-/// empty.
-const HEADER_SEPARATOR: &str = "";
 
 impl State {
     fn from_header(header: Option<&[String]>) -> State {
-        let Some([mode, table, rest @ ..]) = header else {
+        let Some(h) = header else {
             return State::Top(None);
         };
-        let (cols, create) = match rest.iter().position(|c| c == HEADER_SEPARATOR) {
-            Some(sep) => {
-                let create = match &rest[sep + 1..] {
-                    [t, c @ ..] => Some((t.clone(), c.to_vec())),
-                    [] => None,
-                };
-                (&rest[..sep], create)
-            }
-            None => (rest, None),
+        let table = |name: &String, cols: &[String]| {
+            Rc::new(Table {
+                name: name.clone(),
+                cols: cols.to_vec(),
+            })
         };
-        match mode.as_str() {
-            "insert" | "skip" => State::Insert {
-                table: table.clone(),
-                columns: cols.to_vec(),
-                keep: mode == "insert" && layout_of(table).is_some(),
-                create,
-            },
-            "create" => State::Top(Some((table.clone(), cols.to_vec()))),
+        match h {
+            [mode] if mode == "resync" => State::Resync,
+            [mode, name, cols @ ..] if mode == "create" => State::Top(Some(table(name, cols))),
+            [mode, name, n, rest @ ..] if mode == "insert" || mode == "skip" => {
+                let n = n.parse::<usize>().unwrap_or(0).min(rest.len());
+                let (cols, create) = rest.split_at(n);
+                State::Insert {
+                    table: table(name, cols),
+                    keep: mode == "insert" && layout_of(name).is_some(),
+                    create: match create {
+                        [cname, ccols @ ..] => Some(table(cname, ccols)),
+                        [] => None,
+                    },
+                }
+            }
             _ => State::Top(None),
         }
     }
 
+    /// The cursor's header for this state: `["create", table, columns...]`,
+    /// `["insert" | "skip", table, N, N columns..., create table, its columns...]`,
+    /// `["resync"]`, or none.
     fn to_header(&self) -> Option<Vec<String>> {
-        let list = |mode: &str, table: &str, cols: &[String]| -> Vec<String> {
-            [mode.to_string(), table.to_string()]
-                .into_iter()
-                .chain(cols.iter().cloned())
+        let list = |t: &Table| -> Vec<String> {
+            std::iter::once(t.name.clone())
+                .chain(t.cols.iter().cloned())
                 .collect()
         };
         match self {
             State::Top(None) => None,
-            State::Top(Some((table, cols))) => Some(list("create", table, cols)),
+            State::Top(Some(t)) => {
+                let mut h = vec!["create".to_string()];
+                h.extend(list(t));
+                Some(h)
+            }
             State::Insert {
                 table,
-                columns,
                 keep,
                 create,
             } => {
-                let mut h = if *keep {
-                    list("insert", table, columns)
-                } else {
-                    list("skip", table, &[])
-                };
-                if let Some((t, c)) = create {
-                    h.push(HEADER_SEPARATOR.to_string());
-                    h.extend(list("", t, c).into_iter().skip(1));
+                let cols: &[String] = if *keep { &table.cols } else { &[] };
+                let mut h = vec![
+                    if *keep { "insert" } else { "skip" }.to_string(),
+                    table.name.clone(),
+                    cols.len().to_string(),
+                ];
+                h.extend(cols.iter().cloned());
+                if let Some(c) = create {
+                    h.extend(list(c));
                 }
                 Some(h)
             }
+            State::Resync => Some(vec!["resync".to_string()]),
         }
     }
 
@@ -131,9 +151,15 @@ impl State {
     fn after_insert(&self) -> State {
         match self {
             State::Insert { create, .. } => State::Top(create.clone()),
-            top => top.clone(),
+            other => other.clone(),
         }
     }
+}
+
+/// The header a reader resumes with after the monitor skipped a stretch of a dump it could not
+/// parse within one read (see [`State::Resync`]).
+pub fn header_after_skip() -> Vec<String> {
+    vec!["resync".to_string()]
 }
 
 /// What a scan of one construct found.
@@ -145,6 +171,38 @@ enum Scan<T> {
     Bad(String, usize),
 }
 
+/// Line starts mysqldump begins statements (and comments) with.
+const STATEMENT_LINE_STARTS: [&[u8]; 10] = [
+    b"INSERT ",
+    b"REPLACE ",
+    b"CREATE ",
+    b"DROP ",
+    b"LOCK ",
+    b"UNLOCK ",
+    b"/*",
+    b"--",
+    b"SET ",
+    b"USE ",
+];
+
+/// The offset of the first line break in `data` that a statement's line follows, or where to
+/// wait: `Err(offset of the last line break, or 0)`.
+fn resync_point(data: &[u8]) -> Result<usize, usize> {
+    let mut last = 0;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        let line = &data[nl + 1..];
+        if STATEMENT_LINE_STARTS.iter().any(|s| line.starts_with(s)) {
+            return Ok(nl);
+        }
+        // A statement word cut by the end of the data may still complete.
+        if line.len() < 8 {
+            return Err(nl);
+        }
+        last = nl;
+    }
+    Err(last)
+}
+
 /// Parses the complete rows and statements at the front of `data`, which starts at byte `base`
 /// of the dump, in the context `header` (the cursor's, see the module docs).
 pub fn parse_sql_dump(base: u64, data: &[u8], header: Option<&[String]>) -> Parsed {
@@ -154,74 +212,79 @@ pub fn parse_sql_dump(base: u64, data: &[u8], header: Option<&[String]>) -> Pars
     let mut i = 0;
     loop {
         match &state {
-            State::Insert {
-                table,
-                columns,
-                keep,
-                ..
-            } => {
+            State::Resync => match resync_point(&data[i..]) {
+                Ok(nl) => {
+                    i += nl + 1;
+                    consumed = i;
+                    state = State::Top(None);
+                }
+                Err(nl) => {
+                    consumed = i + nl;
+                    break;
+                }
+            },
+            State::Insert { table, keep, .. } => {
                 let Some(at) = skip_blank(data, i) else {
                     break;
                 };
-                match data.get(at) {
+                let row_at = match data.get(at) {
                     None => break,
                     Some(b';') => {
                         i = at + 1;
                         state = state.after_insert();
                         consumed = i;
+                        continue;
                     }
-                    Some(b',') | Some(b'(') => {
-                        let row_at = if data[at] == b',' {
-                            match skip_blank(data, at + 1) {
-                                Some(r) if r < data.len() => r,
-                                _ => break,
-                            }
-                        } else {
-                            at
-                        };
-                        match parse_row(data, row_at) {
-                            Scan::Incomplete => break,
-                            Scan::Done(values, end) => {
-                                if *keep {
-                                    records.push((
-                                        base + row_at as u64,
-                                        row_report(table, columns, values),
-                                    ));
+                    Some(b'(') => Some(at),
+                    Some(b',') => match skip_blank(data, at + 1) {
+                        Some(r) if r >= data.len() => break,
+                        None => break,
+                        Some(r) if data[r] == b'(' => Some(r),
+                        Some(_) => None,
+                    },
+                    Some(_) => None,
+                };
+                let scanned = match row_at {
+                    Some(r) => parse_row(data, r),
+                    None => {
+                        // `ON DUPLICATE KEY UPDATE ...` ends the rows without being one.
+                        if keyword(data, at).0 == "ON" {
+                            match statement_end(data, at) {
+                                Some(end) => {
+                                    i = end + 1;
+                                    state = state.after_insert();
+                                    consumed = i;
+                                    continue;
                                 }
-                                i = end;
-                                consumed = i;
-                            }
-                            Scan::Bad(why, pos) => {
-                                // Counted once the statement's end is in the data, so that a
-                                // resumed read counts it exactly once too.
-                                let Some(end) = statement_end(data, pos) else {
-                                    break;
-                                };
-                                if *keep {
-                                    records.push((
-                                        base + row_at as u64,
-                                        Err(FormatError::Sql(format!(
-                                            "{table}: {why} at byte {}",
-                                            base + pos as u64
-                                        ))),
-                                    ));
-                                }
-                                i = end + 1;
-                                state = state.after_insert();
-                                consumed = i;
+                                None => break,
                             }
                         }
+                        Scan::Bad("expected a row, `,` or `;`".into(), at)
                     }
-                    Some(_) => {
-                        let Some(end) = statement_end(data, at) else {
+                };
+                let row_at = row_at.unwrap_or(at);
+                match scanned {
+                    Scan::Incomplete => break,
+                    Scan::Done(values, end) => {
+                        if *keep {
+                            records.push((base + row_at as u64, row_report(table, values)));
+                        }
+                        i = end;
+                        consumed = i;
+                    }
+                    Scan::Bad(why, pos) => {
+                        // Counted once the statement's end is in the data, so that a resumed
+                        // read counts it exactly once too.
+                        let Some(end) = statement_end(data, pos) else {
                             break;
                         };
                         if *keep {
                             records.push((
-                                base + at as u64,
+                                base + row_at as u64,
                                 Err(FormatError::Sql(format!(
-                                    "{table}: expected `,` or `;` after a row at byte {}",
-                                    base + at as u64
+                                    "{}: {why} at byte {}",
+                                    table.name,
+                                    base + pos as u64
                                 ))),
                             ));
                         }
@@ -240,10 +303,10 @@ pub fn parse_sql_dump(base: u64, data: &[u8], header: Option<&[String]>) -> Pars
                 if !complete || at >= data.len() {
                     break;
                 }
-                match statement(data, at, create.as_ref()) {
+                match statement(data, at, create) {
                     Scan::Incomplete => break,
-                    Scan::Done(Stmt::Create(table, cols), end) => {
-                        state = State::Top(Some((table, cols)));
+                    Scan::Done(Stmt::Create(table), end) => {
+                        state = State::Top(Some(Rc::new(table)));
                         i = end;
                         consumed = i;
                     }
@@ -285,7 +348,7 @@ pub fn parse_sql_dump(base: u64, data: &[u8], header: Option<&[String]>) -> Pars
 
 /// What a statement at the top level is.
 enum Stmt {
-    Create(String, Vec<String>),
+    Create(Table),
     /// An `INSERT`: the state at its first row.
     Insert(State),
     Other,
@@ -293,7 +356,7 @@ enum Stmt {
 
 /// Reads the statement at `at` (not blank): a `CREATE TABLE` whole, an `INSERT` up to its
 /// `VALUES`, anything else to its `;`.
-fn statement(data: &[u8], at: usize, create: Option<&(String, Vec<String>)>) -> Scan<Stmt> {
+fn statement(data: &[u8], at: usize, create: &Create) -> Scan<Stmt> {
     let (word, after) = keyword(data, at);
     match word.as_str() {
         "CREATE" => {
@@ -301,7 +364,7 @@ fn statement(data: &[u8], at: usize, create: Option<&(String, Vec<String>)>) -> 
                 return Scan::Incomplete;
             };
             match create_table(&data[..end], after) {
-                Some((table, cols)) => Scan::Done(Stmt::Create(table, cols), end + 1),
+                Some((name, cols)) => Scan::Done(Stmt::Create(Table { name, cols }), end + 1),
                 None => Scan::Done(Stmt::Other, end + 1),
             }
         }
@@ -314,7 +377,7 @@ fn statement(data: &[u8], at: usize, create: Option<&(String, Vec<String>)>) -> 
 }
 
 /// `INSERT ... INTO name [(cols)] VALUES`: the state at the first row.
-fn insert_head(data: &[u8], mut i: usize, create: Option<&(String, Vec<String>)>) -> Scan<Stmt> {
+fn insert_head(data: &[u8], mut i: usize, create: &Create) -> Scan<Stmt> {
     loop {
         let Some(at) = skip_blank(data, i) else {
             return Scan::Incomplete;
@@ -322,14 +385,13 @@ fn insert_head(data: &[u8], mut i: usize, create: Option<&(String, Vec<String>)>
         let (word, after) = keyword(data, at);
         match word.as_str() {
             "LOW_PRIORITY" | "DELAYED" | "HIGH_PRIORITY" | "IGNORE" | "INTO" => i = after,
-            "" => break,
             _ => break,
         }
     }
     let Some(at) = skip_blank(data, i) else {
         return Scan::Incomplete;
     };
-    let table = match identifier(data, at) {
+    let name = match identifier(data, at) {
         Scan::Done(t, end) => {
             i = end;
             t
@@ -348,7 +410,7 @@ fn insert_head(data: &[u8], mut i: usize, create: Option<&(String, Vec<String>)>
                 i = end;
             }
             Scan::Incomplete => return Scan::Incomplete,
-            Scan::Bad(why, pos) => return Scan::Bad(format!("INSERT into {table}: {why}"), pos),
+            Scan::Bad(why, pos) => return Scan::Bad(format!("INSERT into {name}: {why}"), pos),
         }
     }
     let Some(at) = skip_blank(data, i) else {
@@ -365,18 +427,21 @@ fn insert_head(data: &[u8], mut i: usize, create: Option<&(String, Vec<String>)>
             None => Scan::Incomplete,
         };
     }
-    let keep = layout_of(&table).is_some();
-    let columns = match columns {
-        Some(c) => c,
+    let keep = layout_of(&name).is_some();
+    let table = match columns {
+        Some(cols) => Rc::new(Table { name, cols }),
         None => match create {
-            Some((t, c)) if *t == table => c.clone(),
-            _ if keep => {
-                return Scan::Bad(
-                    format!("INSERT into {table} without a column list and no CREATE TABLE {table} before it"),
-                    at,
-                )
-            }
-            _ => Vec::new(),
+            Some(t) if t.name == name => t.clone(),
+            _ if keep => return Scan::Bad(
+                format!(
+                    "INSERT into {name} without a column list and no CREATE TABLE {name} before it"
+                ),
+                at,
+            ),
+            _ => Rc::new(Table {
+                name,
+                cols: Vec::new(),
+            }),
         },
     };
     // The value list starts with `(`: leave it to the row reader.
@@ -387,14 +452,16 @@ fn insert_head(data: &[u8], mut i: usize, create: Option<&(String, Vec<String>)>
         return Scan::Incomplete;
     }
     if data[first] != b'(' {
-        return Scan::Bad(format!("INSERT into {table}: no row after VALUES"), first);
+        return Scan::Bad(
+            format!("INSERT into {}: no row after VALUES", table.name),
+            first,
+        );
     }
     Scan::Done(
         Stmt::Insert(State::Insert {
             table,
-            columns,
             keep,
-            create: create.cloned(),
+            create: create.clone(),
         }),
         first,
     )
@@ -443,6 +510,11 @@ fn create_table(stmt: &[u8], mut i: usize) -> Option<(String, Vec<String>)> {
                 Some(e) => j = e,
                 None => return None,
             },
+            b'-' | b'#' | b'/' => {
+                // A comment inside the definitions (its quotes are not strings).
+                let next = skip_blank(stmt, j)?;
+                j = if next == j { j + 1 } else { next };
+            }
             b'(' => {
                 depth += 1;
                 j += 1;
@@ -538,7 +610,9 @@ fn column_list(data: &[u8], open: usize) -> Scan<Vec<String>> {
 
 /// One row `( value, ... )` at `open`: its values and the offset after `)`.
 fn parse_row(data: &[u8], open: usize) -> Scan<Vec<Val>> {
-    debug_assert_eq!(data.get(open), Some(&b'('));
+    if data.get(open) != Some(&b'(') {
+        return Scan::Bad("expected a row".into(), open);
+    }
     let mut values = Vec::new();
     let mut bytes = 0usize;
     let mut too_large = false;
@@ -561,7 +635,9 @@ fn parse_row(data: &[u8], open: usize) -> Scan<Vec<Val>> {
         if let Val::Bytes(b) = &val {
             bytes += b.len();
         }
-        if bytes > MAX_RECORD_BYTES || values.len() >= MAX_SQL_COLUMNS {
+        // The context alone may reach the record limit (as from a live panel); the short
+        // fields beside it are cut later.
+        if bytes > 2 * MAX_RECORD_BYTES || values.len() >= MAX_SQL_COLUMNS {
             too_large = true;
         } else {
             values.push(val);
@@ -656,6 +732,10 @@ fn string(data: &[u8], at: usize) -> Scan<Val> {
                 return Scan::Incomplete;
             };
             // `\%` and `\_` keep their backslash; any other escaped byte stands for itself.
+            if out.len() > 2 * MAX_RECORD_BYTES {
+                i += 2;
+                continue;
+            }
             if matches!(e, b'%' | b'_') {
                 out.push(b'\\');
             }
@@ -680,7 +760,7 @@ fn string(data: &[u8], at: usize) -> Scan<Val> {
                 return Scan::Done(Val::Bytes(out), i + 1);
             }
         } else {
-            if out.len() <= MAX_RECORD_BYTES {
+            if out.len() <= 2 * MAX_RECORD_BYTES {
                 out.push(b);
             }
             i += 1;
@@ -776,8 +856,11 @@ fn skip_blank_progress(data: &[u8], mut i: usize) -> (usize, bool) {
             i += 1;
         }
         let rest = data.get(i..).unwrap_or_default();
+        // MySQL: `--` starts a comment when a blank or control character follows it.
         let comment_end = if rest.starts_with(b"--")
-            && rest.get(2).is_none_or(|b| b.is_ascii_whitespace())
+            && rest
+                .get(2)
+                .is_none_or(|b| b.is_ascii_whitespace() || b.is_ascii_control())
             || rest.starts_with(b"#")
         {
             rest.iter().position(|&b| b == b'\n').map(|n| n + 1)
@@ -832,22 +915,22 @@ fn statement_end(data: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// A row of a panel table as a report.
-fn row_report(
-    table: &str,
-    columns: &[String],
-    values: Vec<Val>,
-) -> Result<PanelReport, FormatError> {
-    let Some(layout) = layout_of(table) else {
-        return Err(FormatError::Sql(format!("{table} is not a panel table")));
-    };
-    if values.len() != columns.len() {
+fn row_report(table: &Table, values: Vec<Val>) -> Result<PanelReport, FormatError> {
+    let Some(layout) = layout_of(&table.name) else {
         return Err(FormatError::Sql(format!(
-            "{table}: a row of {} values for {} columns",
+            "{} is not a panel table",
+            table.name
+        )));
+    };
+    if values.len() != table.cols.len() {
+        return Err(FormatError::Sql(format!(
+            "{}: a row of {} values for {} columns",
+            table.name,
             values.len(),
-            columns.len()
+            table.cols.len()
         )));
     }
-    report_of(layout, table, columns, &values)
+    report_of(layout, &table.name, &table.cols, &values)
 }
 
 fn report_of(
@@ -1098,6 +1181,62 @@ INSERT INTO `logs_261126` VALUES (5,'B','n',1,'grab five',1764115205);
         assert_resumes(
             b"INSERT INTO `logs_261126` VALUES (1,'B','n',1,'x','2026-11-26 00:00:01');\n/* open",
         );
+    }
+
+    #[test]
+    fn review_findings_stay_fixed() {
+        // An empty identifier (two backticks) in a column list survives resumption.
+        let d = b"INSERT INTO `logs_261126` (`log_id`,``,`bot_uid`,`data`) VALUES (1,'e','B','grab one'),(2,'e','B','grab two');\n";
+        assert_resumes(d);
+        assert_eq!(all(d).records.iter().filter(|(_, r)| r.is_ok()).count(), 2);
+        // `ON DUPLICATE KEY UPDATE` ends the rows without a bad record.
+        let d = b"INSERT INTO `logs_261126` (`log_id`,`bot_uid`,`data`) VALUES (1,'B','x') ON DUPLICATE KEY UPDATE data='y';\n";
+        let p = all(d);
+        assert_eq!(p.consumed, d.len());
+        assert_eq!(p.records.len(), 1);
+        assert!(p.records[0].1.is_ok());
+        // A comment with a quote inside a CREATE TABLE keeps its columns.
+        let d = b"CREATE TABLE `logs_261126` (\n `log_id` int, -- the bot's row\n `bot_uid` text, # it's\n `data` text /* don't */);\nINSERT INTO `logs_261126` VALUES (1,'B','grab');\n";
+        let p = all(d);
+        assert!(p.records[0].1.is_ok(), "{:?}", p.records);
+        // A row list broken by a stray token: a bad record, no panic, the next statement read.
+        let d = b"INSERT INTO `logs_261126` (`log_id`,`bot_uid`,`data`) VALUES (1,'B','x'),X2,'c','d');\nINSERT INTO `logs_261126` (`log_id`,`bot_uid`,`data`) VALUES (3,'B','z');\n";
+        let p = all(d);
+        let ids: Vec<_> = p
+            .records
+            .iter()
+            .map(|(_, r)| r.as_ref().map(|r| r.id).ok())
+            .collect();
+        assert_eq!(ids, vec![Some(1), None, Some(3)]);
+        assert_resumes(d);
+    }
+
+    #[test]
+    fn after_a_skipped_stretch_the_reader_waits_for_a_statement_line() {
+        // The monitor skipped the front of a huge row: the rest starts inside a string that
+        // holds what looks like SQL, on one line (mysqldump escapes line breaks).
+        let rest = b"junk'),(9,'B','n',1,'x; INSERT INTO `logs_261126` VALUES (66,6,6,6,6,6)',0);\nINSERT INTO `logs_261126` (`log_id`,`bot_uid`,`data`) VALUES (3,'B','three');\n";
+        let resync = header_after_skip();
+        let p = parse_sql_dump(1000, rest, Some(&resync));
+        let ok: Vec<u64> = p
+            .records
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().map(|r| r.id))
+            .collect();
+        assert_eq!(ok, vec![3]);
+        assert_eq!(p.records.len(), 1);
+        assert_eq!(p.consumed, rest.len());
+        // Cut anywhere, the resync resumes the same.
+        for cut in 0..=rest.len() {
+            let first = parse_sql_dump(0, &rest[..cut], Some(&resync));
+            let second = parse_sql_dump(
+                first.consumed as u64,
+                &rest[first.consumed..],
+                first.header.as_deref(),
+            );
+            assert_eq!(first.consumed + second.consumed, rest.len(), "cut {cut}");
+            assert_eq!(first.records.len() + second.records.len(), 1, "cut {cut}");
+        }
     }
 
     #[test]

@@ -807,7 +807,11 @@ async fn run_stdin(ctx: &Context, format: FileFormat) -> anyhow::Result<ExitCode
             // never complete: it is skipped as a bad record, as a monitor does.
             let full = !eof && parsed.consumed == 0 && buf.len() >= limit;
             let take = if full { buf.len() } else { parsed.consumed };
-            let next_header = parsed.header;
+            let next_header = if full {
+                formats::header_after_skip(drop_format, parsed.header)
+            } else {
+                parsed.header
+            };
             if take > 0 {
                 let cursor = ByteCursor {
                     offset: base,
@@ -819,9 +823,7 @@ async fn run_stdin(ctx: &Context, format: FileFormat) -> anyhow::Result<ExitCode
                     .await?;
                 tally.add(&out);
             }
-            if next_header.is_some() {
-                header = next_header;
-            }
+            header = next_header;
             buf.drain(..take);
             base += take as u64;
         }
