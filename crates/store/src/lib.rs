@@ -474,9 +474,13 @@ impl Store {
             .await?;
             sealed += 1;
         }
-        let rows = sqlx::query("SELECT id, kind, url FROM monitor_sources WHERE url LIKE '%@%'")
-            .fetch_all(&self.pool)
-            .await?;
+        // Newest first: of two rows that differ only in the password, the one added last (the
+        // password the analyst gave last) keeps the plain URL.
+        let rows = sqlx::query(
+            "SELECT id, kind, url FROM monitor_sources WHERE url LIKE '%@%' ORDER BY id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         for r in rows {
             let id: i64 = r.try_get("id")?;
             let kind: String = r.try_get("kind")?;
@@ -484,24 +488,50 @@ impl Store {
             let (bare, Some(password)) = split_password(&url) else {
                 continue;
             };
-            let credential = key.seal(&credential_context(&kind, &bare), &password);
-            let res = sqlx::query(
-                "UPDATE monitor_sources SET url = $1, credential = $2 WHERE id = $3 AND url = $4",
-            )
-            .bind(&bare)
-            .bind(credential)
-            .bind(id)
-            .bind(&url)
-            .execute(&self.pool)
-            .await;
-            match res {
-                Ok(_) => sealed += 1,
-                // The same source without its password exists already: keep that one's.
-                Err(e) if is_unique_violation(&e) => {
-                    tracing::warn!(source = id, "a source with the same URL without password exists; this one keeps its URL");
+            // Two legacy rows may differ only in their password (it changed and the source was
+            // added again): the second gets a fragment naming it, is paused, and keeps its
+            // records; no row keeps a password in its URL.
+            let mut target = bare.clone();
+            for attempt in 0..2 {
+                let credential = key.seal(&credential_context(&kind, &target), &password);
+                let res = sqlx::query(
+                    "UPDATE monitor_sources SET url = $1, credential = $2,
+                       state = CASE WHEN $3 THEN 'paused' ELSE state END
+                     WHERE id = $4 AND url = $5",
+                )
+                .bind(&target)
+                .bind(credential)
+                .bind(attempt > 0)
+                .bind(id)
+                .bind(&url)
+                .execute(&self.pool)
+                .await;
+                match res {
+                    Ok(_) => {
+                        sealed += 1;
+                        break;
+                    }
+                    Err(e) if attempt == 0 && is_unique_violation(&e) => {
+                        tracing::warn!(source = id, "a source with the same URL without its password exists; this one is renamed with a #source fragment and paused");
+                        target = match url::Url::parse(&bare) {
+                            Ok(mut u) => {
+                                u.set_fragment(Some(&format!("source-{id}")));
+                                u.to_string()
+                            }
+                            Err(_) => format!("{bare}#source-{id}"),
+                        };
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
             }
+            // Alerts already written name the source in their payload: not with its password.
+            let quoted = |u: &str| serde_json::to_string(u).unwrap_or_default();
+            sqlx::query("UPDATE alerts SET payload = REPLACE(payload, $1, $2) WHERE payload LIKE $3 ESCAPE '\\'")
+                .bind(quoted(&url))
+                .bind(quoted(&target))
+                .bind(format!("%{}%", like_escape(&quoted(&url))))
+                .execute(&self.pool)
+                .await?;
         }
         Ok(sealed)
     }
@@ -968,20 +998,29 @@ impl Store {
     fn monitor_source_from_row(&self, r: &AnyRow) -> Result<MonitorSource> {
         let kind: String = r.try_get("kind")?;
         let url: String = r.try_get("url")?;
+        let id: i64 = r.try_get("id")?;
+        let mut state: String = r.try_get("state")?;
+        // A password that does not open (another key, an altered row) takes this source out of
+        // polling, visibly, without stopping the others.
         let credential = match r.try_get::<Option<String>, _>("credential")? {
-            Some(sealed) => Some(Credential(
-                self.open_secret(&credential_context(&kind, &url), sealed)?,
-            )),
+            Some(sealed) => match self.open_secret(&credential_context(&kind, &url), sealed) {
+                Ok(pw) => Some(Credential(pw)),
+                Err(e) => {
+                    tracing::error!(source = id, error = %e, "the source's password does not open; not polled");
+                    state = CREDENTIAL_UNOPENABLE.to_string();
+                    None
+                }
+            },
             None => None,
         };
         Ok(MonitorSource {
-            id: r.try_get("id")?,
+            id,
             server_id: r.try_get("server_id")?,
             kind,
             url,
             credential,
             cursor: r.try_get("cursor")?,
-            state: r.try_get("state")?,
+            state,
             last_polled_at: r.try_get("last_polled_at")?,
             last_error: r.try_get("last_error")?,
         })
@@ -1002,6 +1041,9 @@ pub fn seal_key_file(dir: &Path) -> Result<SealKey> {
 /// The seal key's file name in a data directory.
 pub const SEAL_KEY_FILE: &str = "secret-seal.key";
 
+/// The state a source is shown in when its sealed password does not open.
+pub const CREDENTIAL_UNOPENABLE: &str = "credential-unopenable";
+
 /// What a webhook key is sealed for: its column and its institution.
 fn webhook_secret_context(institution_id: &str) -> String {
     format!("institutions.webhook_secret:{institution_id}")
@@ -1010,6 +1052,13 @@ fn webhook_secret_context(institution_id: &str) -> String {
 /// What a source's password is sealed for: its column, kind and URL (without the password).
 fn credential_context(kind: &str, bare_url: &str) -> String {
     format!("monitor_sources.credential:{kind}:{bare_url}")
+}
+
+/// `text` as a literal inside a `LIKE` pattern whose escape character is the default `\`.
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

@@ -178,10 +178,12 @@ pub fn load_or_create_key_file(path: &Path) -> std::io::Result<[u8; 32]> {
         std::fs::create_dir_all(parent)?;
     }
     let key: [u8; 32] = rand::random();
-    // Written whole under a temporary name, then linked into place: nobody reads half a key.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Written whole under a fresh random name (processes in containers may share a PID), then
+    // linked into place: nobody reads half a key, and of two processes creating it at once the
+    // second to link reads and uses the first's.
+    let tmp = path.with_extension(format!("tmp-{}", hex::encode(rand::random::<[u8; 8]>())));
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -194,7 +196,8 @@ pub fn load_or_create_key_file(path: &Path) -> std::io::Result<[u8; 32]> {
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
-        Ok(()) => Ok(key),
+        // What is in place is what every process reads: read it back rather than trust `key`.
+        Ok(()) => read(path),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => read(path),
         Err(e) => Err(e),
     }

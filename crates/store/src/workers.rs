@@ -360,7 +360,14 @@ impl Store {
                 let institution_id: String = r.try_get("institution_id")?;
                 let (webhook_url, stored_secret) =
                     hooks.get(&institution_id).cloned().unwrap_or_default();
-                let webhook_secret = self.open_webhook_secret(&institution_id, stored_secret)?;
+                // A key that does not open leaves this alert undelivered (released, logged), not
+                // the whole batch.
+                let webhook_secret = self
+                    .open_webhook_secret(&institution_id, stored_secret)
+                    .unwrap_or_else(|e| {
+                        tracing::error!(institution = %institution_id, error = %e, "webhook key does not open; alert not delivered");
+                        None
+                    });
                 Ok(ClaimedAlert {
                     alert: DueAlert {
                         id: r.try_get("id")?,

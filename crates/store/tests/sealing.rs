@@ -1,7 +1,8 @@
 //! Secrets at rest: webhook keys and drop passwords are sealed under the deployment's seal key,
 //! never in the database in clear; a process with another key is refused. SQLite and PostgreSQL.
 
-use dropwatch_store::{SealError, SealKey, Store, StoreError};
+use dropwatch_model::{AnalyzedRecord, Urgency};
+use dropwatch_store::{IngestBatch, SealError, SealKey, Store, StoreError, CREDENTIAL_UNOPENABLE};
 use dropwatch_testkit::backends::Backends;
 use dropwatch_testkit::fixtures::bank;
 use sqlx::{AnyConnection, Connection, Executor, Row};
@@ -125,6 +126,26 @@ async fn secrets_are_sealed_at_rest_and_open_for_use() {
             ),
             "{err:?}"
         );
+        // A source whose sealed password does not open (moved from another row) is shown as
+        // such and left out of polling; the other sources are listed as before.
+        let other = s
+            .add_monitor_source(None, "panel_db", "mysql://u:pw2@198.51.100.9/q")
+            .await
+            .unwrap();
+        conn.execute(
+            format!(
+                "UPDATE monitor_sources SET credential = (SELECT credential FROM monitor_sources WHERE id = {id}) WHERE id = {other}"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+        let listed = s.list_monitor_sources().await.unwrap();
+        let bad = listed.iter().find(|x| x.id == other).unwrap();
+        assert_eq!(bad.state, CREDENTIAL_UNOPENABLE);
+        assert_eq!(bad.credential, None);
+        let good = listed.iter().find(|x| x.id == id).unwrap();
+        assert_eq!(good.state, "active");
         conn.close().await.unwrap();
     }
     b.finish().await;
@@ -205,6 +226,38 @@ async fn secrets_written_in_clear_before_sealing_are_sealed_on_open() {
         )
         .await
         .unwrap();
+        // The same panel added again after its password changed: a second, newer legacy row.
+        conn.execute(
+            "INSERT INTO monitor_sources (kind, url, created_at)
+             VALUES ('panel_db', 'mysql://root:n3w-pAnel-pw@203.0.113.7/p', 0)",
+        )
+        .await
+        .unwrap();
+        // An alert written then names the source, password and all.
+        let alerting = AnalyzedRecord {
+            fingerprint: "fp-legacy".into(),
+            external_id: None,
+            bot_id: "BOT".into(),
+            botnet: "net".into(),
+            url: "https://ib.a.example/login".into(),
+            institution_id: Some("bank-a".into()),
+            account: Some("1234567".into()),
+            account_norm: Some("1234567".into()),
+            secrets: vec![],
+            other_fields: vec![],
+            urgency: Urgency::High,
+            mule_accounts: vec![],
+        };
+        let out = s
+            .ingest(&IngestBatch {
+                fetched_at: 1,
+                source_server: Some(format!("mysql://root:{PANEL_PASSWORD}@203.0.113.7/p")),
+                records: vec![alerting],
+                ..IngestBatch::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(out.alerts, 1);
         assert!(dump(&mut conn).await.contains(WEBHOOK_KEY));
 
         // The next process that opens it with the deployment's key seals them.
@@ -218,15 +271,36 @@ async fn secrets_written_in_clear_before_sealing_are_sealed_on_open() {
         let rows = dump(&mut conn).await;
         assert!(!rows.contains(WEBHOOK_KEY), "{rows}");
         assert!(!rows.contains(PANEL_PASSWORD), "{rows}");
+        assert!(!rows.contains("n3w-pAnel-pw"), "{rows}");
+        let payloads = scalar(&mut conn, "SELECT payload FROM alerts").await;
+        assert!(!payloads.contains(PANEL_PASSWORD), "{payloads}");
+        assert!(
+            payloads.contains("mysql://root@203.0.113.7/p"),
+            "{payloads}"
+        );
         assert_eq!(
             reopened.webhook("bank-a").await.unwrap().unwrap().1,
             WEBHOOK_KEY
         );
+        // The newer password keeps the plain URL; the older row is renamed with a fragment and
+        // paused, its password sealed too.
         let sources = reopened.list_monitor_sources().await.unwrap();
-        assert_eq!(sources[0].url, "mysql://root@203.0.113.7/p");
+        assert_eq!(sources[1].url, "mysql://root@203.0.113.7/p");
+        assert_eq!(
+            sources[1].connect_url(),
+            "mysql://root:n3w-pAnel-pw@203.0.113.7/p"
+        );
+        assert_eq!(
+            sources[0].url,
+            format!("mysql://root@203.0.113.7/p#source-{}", sources[0].id)
+        );
+        assert_eq!(sources[0].state, "paused");
         assert_eq!(
             sources[0].connect_url(),
-            format!("mysql://root:{PANEL_PASSWORD}@203.0.113.7/p")
+            format!(
+                "mysql://root:{PANEL_PASSWORD}@203.0.113.7/p#source-{}",
+                sources[0].id
+            )
         );
         reopened.close().await;
         conn.close().await.unwrap();
