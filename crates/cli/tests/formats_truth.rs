@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use dropwatch_masks::InstitutionIndex;
-use dropwatch_model::{PanelReport, SecretKind, Urgency};
+use dropwatch_model::PanelReport;
 use dropwatch_monitor::{Monitor, MonitorConfig, PanelDbLimits, PollOutcome, KIND_PANEL_MYSQL};
 use dropwatch_records::{RecordAnalyzer, SecretKey};
 use dropwatch_store::{MonitorSource, Store};
@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 const SEEDS: [u64; 3] = [1, 7, 2014];
 
-type Victim = (String, String, Vec<SecretKind>, Urgency);
+type Victim = dropwatch_testkit::VictimKey;
 
 fn generated(seed: u64) -> Generated {
     generate(&GenerateOptions {
@@ -39,21 +39,7 @@ fn generated(seed: u64) -> Generated {
 }
 
 fn expected_victims(g: &Generated) -> Vec<Victim> {
-    let mut v: Vec<Victim> = g
-        .truth
-        .victims
-        .iter()
-        .map(|v| {
-            (
-                v.institution_id.clone(),
-                v.account.clone(),
-                v.exposed.clone(),
-                v.urgency,
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    g.truth.victim_keys()
 }
 
 /// A fresh store that knows the generated registry.

@@ -10,12 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use dropwatch_model::{SecretKind, Urgency};
 use dropwatch_store::Store;
 use dropwatch_testkit::formats::{self, DropFormat, DropRecord};
 use dropwatch_testkit::{generate, GenerateOptions, Generated};
 
-type Victim = (String, String, Vec<SecretKind>, Urgency);
+type Victim = dropwatch_testkit::VictimKey;
 
 /// The default read limit of a monitor (`MonitorConfig::max_body_bytes`).
 const READ_LIMIT: usize = 16 << 20;
@@ -68,21 +67,7 @@ fn fresh_data_dir(g: &Generated, scratch: &Path) -> PathBuf {
 }
 
 fn expected_victims(g: &Generated) -> Vec<Victim> {
-    let mut v: Vec<Victim> = g
-        .truth
-        .victims
-        .iter()
-        .map(|v| {
-            (
-                v.institution_id.clone(),
-                v.account.clone(),
-                v.exposed.clone(),
-                v.urgency,
-            )
-        })
-        .collect();
-    v.sort();
-    v
+    g.truth.victim_keys()
 }
 
 /// Victims, record count and alert count of a data directory.

@@ -432,12 +432,10 @@ fn insert_head(data: &[u8], mut i: usize, create: &Create) -> Scan<Stmt> {
         Some(cols) => Rc::new(Table { name, cols }),
         None => match create {
             Some(t) if t.name == name => t.clone(),
-            _ if keep => return Scan::Bad(
-                format!(
-                    "INSERT into {name} without a column list and no CREATE TABLE {name} before it"
-                ),
-                at,
-            ),
+            _ if keep => {
+                let why = format!("INSERT into {name} without a column list");
+                return Scan::Bad(format!("{why} and no CREATE TABLE {name} before it"), at);
+            }
             _ => Rc::new(Table {
                 name,
                 cols: Vec::new(),

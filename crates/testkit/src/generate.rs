@@ -64,6 +64,29 @@ pub struct GroundTruth {
     pub secrets: Vec<String>,
 }
 
+/// A victim as tests compare it: institution, account, exposed kinds, urgency.
+pub type VictimKey = (String, String, Vec<SecretKind>, Urgency);
+
+impl GroundTruth {
+    /// The victims as [`VictimKey`]s, sorted.
+    pub fn victim_keys(&self) -> Vec<VictimKey> {
+        let mut v: Vec<VictimKey> = self
+            .victims
+            .iter()
+            .map(|v| {
+                (
+                    v.institution_id.clone(),
+                    v.account.clone(),
+                    v.exposed.clone(),
+                    v.urgency,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
 /// One drop: its URL path on the drop host and its stored records as JSON lines, in the order
 /// they arrive.
 #[derive(Debug, Clone)]

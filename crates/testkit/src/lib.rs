@@ -20,4 +20,4 @@ pub mod python;
 pub mod receiver;
 pub mod stix_objects;
 
-pub use generate::{generate, GenerateOptions, Generated, GroundTruth, TruthVictim};
+pub use generate::{generate, GenerateOptions, Generated, GroundTruth, TruthVictim, VictimKey};
