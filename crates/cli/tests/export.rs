@@ -29,6 +29,11 @@ fn dropwatch() -> Command {
 const C2_URL: &str = "http://203.0.113.77/kassa/gate.php";
 /// The config's dynamic-config URL, on a domain.
 const CONFIG_URL: &str = "https://upd.kitsune-c2.example/cfg/config.bin";
+/// A drop a config names with its FTP login: shared without the password, which would open the
+/// victims' data on it to every recipient.
+const FTP_DROP_URL: &str = "ftp://dropuser:Dr0p-pa55@files.kitsune-c2.example/upload/";
+const FTP_DROP_SHARED: &str = "ftp://dropuser@files.kitsune-c2.example/upload/";
+const FTP_DROP_PASSWORD: &str = "Dr0p-pa55";
 /// Attacker-written text that STIX patterns and CSV must escape.
 const QUOTE_URL: &str = "http://quote-c2.example/g.php?a='x'&b=\\y,z\"w";
 /// Benign: a jQuery CDN (bundled allow-list).
@@ -159,6 +164,7 @@ async fn demo(seed: u64) -> Demo {
     let provenance = format!("config:{}", cfg.canonical_hash);
     for (url, host, role) in [
         (C2_URL, "203.0.113.77", ServerRole::C2Gate),
+        (FTP_DROP_URL, "files.kitsune-c2.example", ServerRole::Drop),
         (CONFIG_URL, "upd.kitsune-c2.example", ServerRole::ConfigUrl),
         (QUOTE_URL, "quote-c2.example", ServerRole::C2Gate),
     ] {
@@ -746,11 +752,18 @@ async fn no_seeded_identity_reaches_any_export() {
     let exports = every_export(&d, &[]);
     assert!(exports.len() >= 20);
     let mut bytes = 0;
+    let mut ftp_drop_shared = 0;
     for (name, hay) in &exports {
         bytes += hay.len();
-        let found = leaks(&d.truth, &[], hay);
+        let found = leaks(&d.truth, &[FTP_DROP_PASSWORD], hay);
         assert!(found.is_empty(), "{name} leaks {found:?}");
+        ftp_drop_shared += usize::from(
+            hay.windows(FTP_DROP_SHARED.len())
+                .any(|w| w == FTP_DROP_SHARED.as_bytes()),
+        );
     }
+    // The drop itself is shared, without its password.
+    assert!(ftp_drop_shared > 0, "the FTP drop is in no export");
     assert!(
         bytes > 20_000,
         "the exports hold something to search ({bytes} bytes)"

@@ -6,7 +6,9 @@
 //! [`Intel::suppressed`] with its reason.
 //!
 //! **Architecture Invariant:** an `Intel` holds no victim data: no account, secret, bot id,
-//! victim address or record. Victims exist here only as counts.
+//! victim address or record. Victims exist here only as counts. Nor does it hold a password
+//! from a server's URL (`ftp://user:pass@drop/` in a config): that would open the drop, and the
+//! victims' data on it, to every recipient of a feed. The URL is shared without it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -245,9 +247,10 @@ impl Intel {
             let Some(host) = host else {
                 continue; // no host: nothing a consumer could block
             };
+            let url = dropwatch_store::split_password(&s.url).0;
             if let Some(reason) = reason {
                 suppressed.push(Suppressed {
-                    url: s.url.clone(),
+                    url,
                     host: host.value().to_string(),
                     role: s.role,
                     reason,
@@ -282,7 +285,7 @@ impl Intel {
             targets.dedup();
             server_ids.push(s.id);
             servers.push(Server {
-                url: s.url.clone(),
+                url,
                 host,
                 role: s.role,
                 first_seen: s.first_seen,
