@@ -80,14 +80,7 @@ async fn demo_finds_exactly_the_ground_truth_and_signs_every_alert() {
 
         let store = Store::open_data_dir(&run.demo_dir()).await.unwrap();
         // Victims, checked here against the ground truth independently of the demo's own check.
-        let mut found: Vec<_> = store
-            .list_victims("test", None)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|v| (v.institution_id, v.account, v.exposed, v.urgency))
-            .collect();
-        found.sort();
+        let found = dropwatch_testkit::fixtures::stored_victim_keys(&store).await;
         assert_eq!(found, truth.victim_keys(), "seed {seed}");
 
         // The servers the injects reveal: exactly the drops and the script hosts.

@@ -103,14 +103,7 @@ async fn assert_truth(
     bad_expected: usize,
     what: &str,
 ) {
-    let mut found: Vec<Victim> = store
-        .list_victims("test", None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|v| (v.institution_id, v.account, v.exposed, v.urgency))
-        .collect();
-    found.sort();
+    let found = dropwatch_testkit::fixtures::stored_victim_keys(store).await;
     assert_eq!(found, expected_victims(g), "{what}: victims");
     let stats = store.stats().await.unwrap();
     assert_eq!(
@@ -209,14 +202,7 @@ async fn raw_form_grab_text_gives_the_ground_truth_victims() {
                 "seed {seed}: read to the end"
             );
         }
-        let mut found: Vec<Victim> = store
-            .list_victims("test", None)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|v| (v.institution_id, v.account, v.exposed, v.urgency))
-            .collect();
-        found.sort();
+        let found = dropwatch_testkit::fixtures::stored_victim_keys(&store).await;
         assert_eq!(found, expected_victims(&g), "seed {seed}: victims");
         let records = store.stats().await.unwrap().records as usize;
         assert!(records > 0 && records <= g.truth.distinct_reports);

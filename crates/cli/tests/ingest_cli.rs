@@ -73,14 +73,7 @@ fn expected_victims(g: &Generated) -> Vec<Victim> {
 /// Victims, record count and alert count of a data directory.
 async fn store_state(data: &Path) -> (Vec<Victim>, i64, i64) {
     let store = Store::open_data_dir(data).await.unwrap();
-    let mut victims: Vec<Victim> = store
-        .list_victims("test", None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|v| (v.institution_id, v.account, v.exposed, v.urgency))
-        .collect();
-    victims.sort();
+    let victims = dropwatch_testkit::fixtures::stored_victim_keys(&store).await;
     let stats = store.stats().await.unwrap();
     store.close().await;
     (victims, stats.records, stats.alerts)

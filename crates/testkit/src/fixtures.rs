@@ -38,3 +38,17 @@ pub async fn store_with_a_bank(dir: &std::path::Path) -> dropwatch_store::Store 
         .expect("upsert A Bank");
     store
 }
+
+/// The store's victims as [`crate::VictimKey`]s, sorted: what
+/// [`crate::GroundTruth::victim_keys`] is compared with.
+pub async fn stored_victim_keys(store: &dropwatch_store::Store) -> Vec<crate::VictimKey> {
+    let mut v: Vec<crate::VictimKey> = store
+        .list_victims("test", None)
+        .await
+        .expect("victims")
+        .into_iter()
+        .map(|v| (v.institution_id, v.account, v.exposed, v.urgency))
+        .collect();
+    v.sort();
+    v
+}
